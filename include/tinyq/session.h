@@ -1,0 +1,46 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tinyq/model.h"
+#include "tinyq/npz.h"
+#include "tinyq/tensor.h"
+
+namespace tinyq {
+
+struct SessionOptions {
+  int threads = 1;
+};
+
+/// An inference session over one model: load once, run many times. Every op is checked when the
+/// session is built (unknown ops, other domains, malformed attributes throw tinyq::Error naming
+/// the node); run() checks the feeds against the declared inputs.
+class Session {
+ public:
+  explicit Session(Model model, SessionOptions options = {});
+  static Session from_file(const std::string& path, SessionOptions options = {});
+  ~Session();
+  Session(Session&&) noexcept;
+  Session& operator=(Session&&) noexcept;
+
+  /// Inputs a caller must feed (initializers excluded), in graph order.
+  const std::vector<ValueInfo>& inputs() const;
+  const std::vector<ValueInfo>& outputs() const;
+  const Model& model() const;
+
+  /// Runs with feeds given by input name; returns every graph output in graph order.
+  /// Missing, extra, mistyped or mis-shaped feeds throw tinyq::Error naming the input.
+  NamedTensors run(const NamedTensors& feeds);
+  /// Same, feeds in the order of inputs().
+  std::vector<Tensor> run(const std::vector<Tensor>& feeds);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tinyq

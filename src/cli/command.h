@@ -1,0 +1,28 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+// Each subcommand lives in its own cmd_<name>.cpp and registers itself through this table:
+// add the declaration here and one row in main.cpp's kCommands.
+
+#include <CLI/CLI.hpp>
+#include <functional>
+
+namespace tinyq::cli {
+
+/// A subcommand's setup: adds its options to `app` and returns the action run after parsing.
+/// The action returns the process exit code; tinyq::Error thrown from it becomes
+/// `error: <subject>: <what>` and exit 2.
+using CommandAction = std::function<int()>;
+using CommandSetup = CommandAction (*)(CLI::App& app);
+
+struct CommandDef {
+  const char* name;
+  const char* summary;
+  CommandSetup setup;
+};
+
+CommandAction setup_inspect(CLI::App& app);
+CommandAction setup_run(CLI::App& app);
+
+}  // namespace tinyq::cli

@@ -1,0 +1,64 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+
+// The tinyq command line: argument parsing and printing only; the work is in the library.
+
+#include <iostream>
+#include <map>
+
+#include "cli/command.h"
+#include "tinyq/error.h"
+#include "tinyq/version.h"
+
+namespace tinyq::cli {
+namespace {
+
+const CommandDef kCommands[] = {
+    {"inspect", "Describe an ONNX model: opset, inputs/outputs, ops, parameters, quantisation", setup_inspect},
+    {"run", "Run a model on inputs from an .npz and write its outputs to an .npz", setup_run},
+};
+
+int main_impl(int argc, char** argv) {
+  CLI::App app{"tinyq — int8 quantisation and inference for tiny ONNX models"};
+  app.name("tinyq");
+  app.set_version_flag("--version", std::string("tinyq ") + version_string());
+  app.require_subcommand(1);
+  std::map<CLI::App*, CommandAction> actions;
+  for (const auto& def : kCommands) {
+    CLI::App* sub = app.add_subcommand(def.name, def.summary);
+    actions[sub] = def.setup(*sub);
+  }
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::cerr << "error: " << (e.get_name() == "RequiredError" && app.get_subcommands().empty()
+                                   ? std::string("a command is required (see tinyq --help)")
+                                   : std::string(e.what()))
+              << "\n";
+    return 2;
+  }
+  for (CLI::App* sub : app.get_subcommands()) return actions.at(sub)();
+  return 2;
+}
+
+}  // namespace
+}  // namespace tinyq::cli
+
+int main(int argc, char** argv) {
+  try {
+    return tinyq::cli::main_impl(argc, argv);
+  } catch (const tinyq::Error& e) {
+    std::cerr << "error: " << e.message() << "\n";
+  } catch (const std::bad_alloc&) {
+    std::cerr << "error: out of memory\n";
+  } catch (const std::exception& e) {
+    std::cerr << "error: " << e.what() << "\n";
+  }
+  return 2;
+}

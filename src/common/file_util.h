@@ -1,0 +1,33 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tinyq {
+
+/// Reads a whole file, refusing one larger than max_bytes before allocating.
+/// Errors name the file: missing, not a regular file, too large, unreadable.
+std::string read_file_bounded(const std::string& path, uint64_t max_bytes);
+
+/// Writes a file atomically: a temp file in the same folder, fsync, then rename over `path`.
+/// A crash leaves either the old file or the new one, never half of either.
+void write_file_atomic(const std::string& path, const std::string& bytes);
+
+bool file_exists(const std::string& path);
+uint64_t file_size(const std::string& path);
+
+/// Folder part of a path ("." when there is none).
+std::string path_dirname(const std::string& path);
+/// Last component of a path.
+std::string path_basename(const std::string& path);
+/// `a/b` joined; `b` unchanged when absolute.
+std::string path_join(const std::string& a, const std::string& b);
+/// True when `relative` is not absolute and, after lexical normalisation, stays inside its base
+/// (no component climbs above it with "..").
+bool path_stays_inside(const std::string& relative);
+/// True when `a` and `b` name the same existing file (or are lexically equal).
+bool same_file(const std::string& a, const std::string& b);
+
+}  // namespace tinyq

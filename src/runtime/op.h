@@ -1,0 +1,77 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+// The contract between the session and one ONNX op.
+//
+// validate + prepare happen in the op's factory, called once at session creation: it parses and
+// checks attributes, looks at the inputs that are constant (initializers and folded values),
+// packs weights, and throws tinyq::Error naming the node for anything malformed. run() computes
+// the outputs; it allocates them (the reference runtime) and throws tinyq::Error for inputs whose
+// shapes or types the op cannot take.
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "tinyq/error.h"
+#include "tinyq/model.h"
+#include "tinyq/tensor.h"
+
+namespace tinyq::rt {
+
+struct OpContext {
+  const Node& node;
+  int64_t opset;                         ///< the model's default-domain opset
+  std::vector<const Tensor*> constants;  ///< per input: its value when constant, else nullptr
+
+  const Tensor* constant(size_t i) const { return i < constants.size() ? constants[i] : nullptr; }
+  /// Throws tinyq::Error naming the node.
+  [[noreturn]] void fail(const std::string& what) const { throw Error(node.label(), what); }
+};
+
+/// Inputs of one run: nullptr for an omitted optional input.
+using OpInputs = std::vector<const Tensor*>;
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  /// Fills outputs (already sized to the node's output count).
+  virtual void run(const OpInputs& inputs, std::vector<Tensor>& outputs) = 0;
+};
+
+using OpFactory = std::unique_ptr<Op> (*)(const OpContext&);
+
+/// One row of the op table: an op type, the default-domain opsets it is implemented for, and its
+/// factory. The table itself is src/runtime/ops/op_table.def.
+struct OpDef {
+  const char* op_type;
+  int since;  ///< first opset this implementation covers
+  int until;  ///< last opset it covers
+  OpFactory make;
+};
+
+const std::vector<OpDef>& op_table();
+/// The row for op_type at opset, or nullptr.
+const OpDef* find_op(const std::string& op_type, int64_t opset);
+
+/// Lowest and highest default-domain opsets tinyq accepts.
+constexpr int kMinOpset = 7;
+constexpr int kMaxOpset = 18;
+
+/// A lambda-backed op for simple cases: the factory captures what it parsed.
+template <typename Fn>
+class LambdaOp final : public Op {
+ public:
+  explicit LambdaOp(Fn fn) : fn_(std::move(fn)) {}
+  void run(const OpInputs& inputs, std::vector<Tensor>& outputs) override { fn_(inputs, outputs); }
+
+ private:
+  Fn fn_;
+};
+template <typename Fn>
+std::unique_ptr<Op> make_lambda_op(Fn fn) {
+  return std::make_unique<LambdaOp<Fn>>(std::move(fn));
+}
+
+}  // namespace tinyq::rt

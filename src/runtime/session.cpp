@@ -1,0 +1,216 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#include "tinyq/session.h"
+
+#include <sstream>
+#include <unordered_map>
+
+#include "graph/graph_edit.h"
+#include "runtime/op.h"
+#include "tinyq/error.h"
+#include "tinyq/model_io.h"
+
+namespace tinyq {
+
+namespace {
+
+struct Step {
+  const Node* node;
+  std::unique_ptr<rt::Op> op;
+  std::vector<int> inputs;   // value slots, -1 for omitted
+  std::vector<int> outputs;  // value slots, -1 for omitted
+};
+
+std::string describe(DType dtype, const Shape& shape) {
+  return shape_to_string(shape) + " (" + dtype_name(dtype) + ")";
+}
+
+}  // namespace
+
+struct Session::Impl {
+  Model model;
+  SessionOptions options;
+  std::vector<ValueInfo> inputs;
+  std::vector<ValueInfo> outputs;
+  std::unordered_map<std::string, int> slot_of;
+  std::vector<Tensor> constants;      // per slot: value when constant
+  std::vector<bool> is_constant;
+  std::vector<int> input_slots, output_slots;
+  std::vector<Step> steps;
+  std::vector<int> last_use;          // per slot: index of the last step that reads it
+
+  int slot(const std::string& name) {
+    auto it = slot_of.find(name);
+    if (it != slot_of.end()) return it->second;
+    int s = static_cast<int>(constants.size());
+    slot_of.emplace(name, s);
+    constants.emplace_back();
+    is_constant.push_back(false);
+    return s;
+  }
+
+  void build() {
+    Graph& g = model.graph;
+    int64_t opset = model.opset("");
+    if (opset == 0) throw Error("model", "imports no default-domain (ai.onnx) opset");
+    if (opset < rt::kMinOpset || opset > rt::kMaxOpset)
+      throw Error("model", "opset " + std::to_string(opset) + " is outside the range tinyq supports (" +
+                               std::to_string(rt::kMinOpset) + " to " + std::to_string(rt::kMaxOpset) + ")");
+    graph::sort_topologically(g);
+    for (const auto& init : g.initializers) {
+      int s = slot(init.name);
+      constants[s] = init.tensor;
+      is_constant[s] = true;
+    }
+    for (const ValueInfo* v : g.real_inputs()) {
+      inputs.push_back(*v);
+      input_slots.push_back(slot(v->name));
+    }
+    outputs = g.outputs;
+
+    for (const Node& node : g.nodes) {
+      if (!node.domain.empty() && node.domain != "ai.onnx")
+        throw Error(node.label(), "domain '" + node.domain + "' is not supported (only the default ONNX domain)");
+      const rt::OpDef* def = rt::find_op(node.op_type, opset);
+      if (!def) throw Error(node.label(), "unsupported op '" + node.op_type + "' at opset " + std::to_string(opset));
+      Step step{&node, nullptr, {}, {}};
+      rt::OpContext ctx{node, opset, {}};
+      bool all_constant = true;
+      for (const auto& in : node.inputs) {
+        int s = in.empty() ? -1 : slot(in);
+        step.inputs.push_back(s);
+        ctx.constants.push_back(s >= 0 && is_constant[s] ? &constants[s] : nullptr);
+        if (s >= 0 && !is_constant[s]) all_constant = false;
+      }
+      for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
+      step.op = def->make(ctx);
+      if (all_constant) {
+        fold(step);
+      } else {
+        steps.push_back(std::move(step));
+      }
+    }
+    for (const auto& o : g.outputs) output_slots.push_back(slot(o.name));
+    last_use.assign(constants.size(), -1);
+    for (size_t i = 0; i < steps.size(); ++i)
+      for (int s : steps[i].inputs)
+        if (s >= 0) last_use[s] = static_cast<int>(i);
+    for (int s : output_slots) last_use[s] = static_cast<int>(steps.size());
+  }
+
+  // Runs a node whose inputs are all constant once, now, and keeps its outputs as constants.
+  void fold(Step& step) {
+    rt::OpInputs in;
+    for (int s : step.inputs) in.push_back(s >= 0 ? &constants[s] : nullptr);
+    std::vector<Tensor> out(step.outputs.size());
+    run_step(step, in, out);
+    for (size_t k = 0; k < out.size(); ++k) {
+      if (step.outputs[k] < 0) continue;
+      constants[step.outputs[k]] = std::move(out[k]);
+      is_constant[step.outputs[k]] = true;
+    }
+  }
+
+  static void run_step(Step& step, const rt::OpInputs& in, std::vector<Tensor>& out) {
+    try {
+      step.op->run(in, out);
+    } catch (const Error& e) {
+      if (e.subject() == step.node->label()) throw;
+      throw Error(step.node->label(), e.message());
+    } catch (const std::bad_alloc&) {
+      throw Error(step.node->label(), "out of memory");
+    }
+  }
+
+  void check_feed(const ValueInfo& want, const Tensor& got) const {
+    bool ok = got.dtype() == want.dtype || want.dtype == DType::Undefined;
+    if (ok && want.has_shape) {
+      ok = got.rank() == want.dims.size();
+      for (size_t i = 0; ok && i < want.dims.size(); ++i)
+        if (want.dims[i].known() && want.dims[i].value != got.dim(i)) ok = false;
+    }
+    if (!ok)
+      throw Error("input '" + want.name + "'", "expected shape " + want.shape_string() + " (" +
+                                                   dtype_name(want.dtype) + "), got " + describe(got.dtype(), got.shape()));
+  }
+
+  std::vector<Tensor> execute(const std::vector<Tensor>& feeds) {
+    std::vector<Tensor> values = constants;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      check_feed(inputs[i], feeds[i]);
+      values[input_slots[i]] = feeds[i];
+    }
+    rt::OpInputs in;
+    std::vector<Tensor> out;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      Step& step = steps[i];
+      in.clear();
+      for (int s : step.inputs) in.push_back(s >= 0 ? &values[s] : nullptr);
+      out.assign(step.outputs.size(), Tensor());
+      run_step(step, in, out);
+      for (size_t k = 0; k < out.size(); ++k)
+        if (step.outputs[k] >= 0) values[step.outputs[k]] = std::move(out[k]);
+      // Free intermediates after their last reader (constants stay shared with `constants`).
+      for (int s : step.inputs)
+        if (s >= 0 && last_use[s] == static_cast<int>(i) && !is_constant[s]) values[s] = Tensor();
+    }
+    std::vector<Tensor> result;
+    for (size_t k = 0; k < output_slots.size(); ++k) {
+      const Tensor& t = values[output_slots[k]];
+      if (t.empty()) throw Error("output '" + outputs[k].name + "'", "was not computed by the graph");
+      result.push_back(t);
+    }
+    return result;
+  }
+};
+
+Session::Session(Model model, SessionOptions options) : impl_(std::make_unique<Impl>()) {
+  impl_->model = std::move(model);
+  impl_->options = options;
+  impl_->build();
+}
+
+Session Session::from_file(const std::string& path, SessionOptions options) {
+  Model m = load_model(path);
+  try {
+    return Session(std::move(m), options);
+  } catch (const Error& e) {
+    throw Error(path, e.message());
+  }
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+Session& Session::operator=(Session&&) noexcept = default;
+
+const std::vector<ValueInfo>& Session::inputs() const { return impl_->inputs; }
+const std::vector<ValueInfo>& Session::outputs() const { return impl_->outputs; }
+const Model& Session::model() const { return impl_->model; }
+
+std::vector<Tensor> Session::run(const std::vector<Tensor>& feeds) {
+  if (feeds.size() != impl_->inputs.size())
+    throw Error("inputs", "the model takes " + std::to_string(impl_->inputs.size()) + " inputs, " +
+                              std::to_string(feeds.size()) + " were given");
+  return impl_->execute(feeds);
+}
+
+NamedTensors Session::run(const NamedTensors& feeds) {
+  std::vector<Tensor> ordered;
+  for (const auto& want : impl_->inputs) {
+    const Tensor* t = find_array(feeds, want.name);
+    if (!t) throw Error("input '" + want.name + "'", "is missing (expected shape " + want.shape_string() + ", " +
+                                                         dtype_name(want.dtype) + ")");
+    ordered.push_back(*t);
+  }
+  for (const auto& kv : feeds) {
+    bool known = false;
+    for (const auto& want : impl_->inputs) known |= want.name == kv.first;
+    if (!known) throw Error("input '" + kv.first + "'", "is not an input of the model");
+  }
+  std::vector<Tensor> out = impl_->execute(ordered);
+  NamedTensors named;
+  for (size_t k = 0; k < out.size(); ++k) named.emplace_back(impl_->outputs[k].name, std::move(out[k]));
+  return named;
+}
+
+}  // namespace tinyq

@@ -1,6 +1,6 @@
 // tinyq — int8 quantisation for tiny ONNX models.
 // SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
-#include "kernels/cpu_features.h"
+#include "common/cpu_features.h"
 
 #include <cstdlib>
 #include <fstream>
@@ -9,7 +9,7 @@
 #include <cpuid.h>
 #endif
 
-namespace tinyq::kernels {
+namespace tinyq {
 namespace {
 
 std::string read_model_name() {
@@ -104,4 +104,4 @@ const CpuFeatures& cpu_features() {
   return f;
 }
 
-}  // namespace tinyq::kernels
+}  // namespace tinyq

@@ -4,7 +4,7 @@
 
 #include <string>
 
-namespace tinyq::kernels {
+namespace tinyq {
 
 /// The CPU's int8-relevant features, read once with cpuid and checked against what the OS
 /// enabled (xgetbv). TINYQ_MAX_ISA (e.g. "avx2", "ref") caps what kernels may use.
@@ -30,4 +30,4 @@ const CpuFeatures& cpu_features_detected();
 /// Features after the TINYQ_MAX_ISA cap: what kernels may use.
 const CpuFeatures& cpu_features();
 
-}  // namespace tinyq::kernels
+}  // namespace tinyq

@@ -5,6 +5,14 @@ set(TINYQ_LAYERS "" CACHE INTERNAL "")
 function(tinyq_layer name)
   cmake_parse_arguments(ARG "" "" "DEPS;SOURCES" ${ARGN})
   file(GLOB_RECURSE srcs CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/${name}/*.cpp)
+  if(NOT srcs AND NOT ARG_SOURCES)
+    # A layer with no code yet still takes part in the dependency chain.
+    add_library(tinyq_${name} INTERFACE)
+    target_include_directories(tinyq_${name} INTERFACE $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>)
+    target_link_libraries(tinyq_${name} INTERFACE ${ARG_DEPS})
+    set(TINYQ_LAYERS ${TINYQ_LAYERS} tinyq_${name} CACHE INTERNAL "")
+    return()
+  endif()
   add_library(tinyq_${name} STATIC ${srcs} ${ARG_SOURCES})
   target_include_directories(tinyq_${name}
     PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include> $<INSTALL_INTERFACE:include>

@@ -58,7 +58,7 @@ int inspect(const std::string& path, bool as_json) {
   for (const auto& v : s.outputs) std::cout << "  output " << v.name << " " << dtype_name(v.dtype) << " " << v.shape_string() << "\n";
   std::cout << "  " << s.node_count << " nodes:";
   for (const auto& [op, n] : s.op_histogram) std::cout << " " << op << "×" << n;
-  std::cout << "\n  " << s.parameter_count << " parameters, " << s.initializer_bytes << " bytes of initializers";
+  std::cout << "\n  " << s.parameter_count << " parameters (initializer elements), " << s.initializer_bytes << " bytes of initializers";
   if (!s.initializer_bytes_by_type.empty()) {
     std::cout << " (";
     bool first = true;

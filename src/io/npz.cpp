@@ -28,6 +28,7 @@ std::string zip_error_text(zip_error_t* err) {
 
 NamedTensors read_npz(const std::string& path, const NpzLimits& limits) {
   std::string bytes = read_file_bounded(path, limits.max_file_bytes);
+  if (bytes.empty()) throw Error(path, "not a valid .npz (zip) archive: the file is empty");
   zip_error_t err;
   zip_error_init(&err);
   zip_source_t* src = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &err);

@@ -92,6 +92,8 @@ void write_npz(const std::string& path, const NamedTensors& arrays, bool compres
       throw Error(path, "cannot add '" + key + "' to the archive");
     }
     zip_set_file_compression(archive, static_cast<zip_uint64_t>(idx), compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+    // A fixed timestamp (1980-01-01, DOS epoch) makes archives reproducible byte for byte.
+    zip_file_set_dostime(archive, static_cast<zip_uint64_t>(idx), 0, (0 << 9) | (1 << 5) | 1, 0);
   }
   if (zip_close(archive) != 0) {
     std::string why = zip_strerror(archive);

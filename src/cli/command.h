@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 #include <functional>
+#include <string>
+#include <vector>
 
 namespace tinyq::cli {
 
@@ -24,5 +26,13 @@ struct CommandDef {
 
 CommandAction setup_inspect(CLI::App& app);
 CommandAction setup_run(CLI::App& app);
+CommandAction setup_ptq_dynamic(CLI::App& app);
+CommandAction setup_ptq_static(CLI::App& app);
+CommandAction setup_registry(CLI::App& app);
+CommandAction setup_measure_quant_drop(CLI::App& app);
+CommandAction setup_build_calibration_set(CLI::App& app);
+
+/// The process's argv as main() received it, for the run_provenance block of reports.
+const std::vector<std::string>& command_line();
 
 }  // namespace tinyq::cli

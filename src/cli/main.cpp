@@ -16,9 +16,17 @@ namespace {
 const CommandDef kCommands[] = {
     {"inspect", "Describe an ONNX model: opset, inputs/outputs, ops, parameters, quantisation", setup_inspect},
     {"run", "Run a model on inputs from an .npz and write its outputs to an .npz", setup_run},
+    {"ptq-dynamic", "Quantise an fp32 model to int8 (dynamic PTQ, ONNX Runtime's format)", setup_ptq_dynamic},
+    {"ptq-static", "Quantise an fp32 model to int8 QDQ, calibrated on sample data (static PTQ)", setup_ptq_static},
+    {"registry", "Validate the model registry, resolve a model id, or set its quantisation", setup_registry},
+    {"measure-quant-drop", "Accuracy gate: PLCC drop of each int8 model against its fp32 baseline", setup_measure_quant_drop},
+    {"build-calibration-set", "Build a calibration .npz from Parquet, CSV or raw YUV (first/random/stratified)", setup_build_calibration_set},
 };
 
+std::vector<std::string> g_command_line;  // argv as given, for run provenance
+
 int main_impl(int argc, char** argv) {
+  g_command_line.assign(argv, argv + argc);
   CLI::App app{"tinyq — int8 quantisation and inference for tiny ONNX models"};
   app.name("tinyq");
   app.set_version_flag("--version", std::string("tinyq ") + version_string());
@@ -48,6 +56,9 @@ int main_impl(int argc, char** argv) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& command_line() { return g_command_line; }
+
 }  // namespace tinyq::cli
 
 int main(int argc, char** argv) {

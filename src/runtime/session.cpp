@@ -7,6 +7,7 @@
 
 #include "graph/graph_edit.h"
 #include "runtime/op.h"
+#include "runtime/qdq_fusion.h"
 #include "tinyq/error.h"
 #include "tinyq/model_io.h"
 
@@ -57,6 +58,7 @@ struct Session::Impl {
       throw Error("model", "opset " + std::to_string(opset) + " is outside the range tinyq supports (" +
                                std::to_string(rt::kMinOpset) + " to " + std::to_string(rt::kMaxOpset) + ")");
     graph::sort_topologically(g);
+    rt::fuse_qdq_groups(g);  // compute QDQ groups with ONNX Runtime's integer kernels
     for (const auto& init : g.initializers) {
       int s = slot(init.name);
       constants[s] = init.tensor;
@@ -76,13 +78,13 @@ struct Session::Impl {
       Step step{&node, nullptr, {}, {}};
       rt::OpContext ctx{node, opset, {}};
       bool all_constant = true;
-      for (const auto& in : node.inputs) {
-        int s = in.empty() ? -1 : slot(in);
-        step.inputs.push_back(s);
+      for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
+      for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
+      // Pointers into `constants` only once every slot of this node exists: slot() may grow it.
+      for (int s : step.inputs) {
         ctx.constants.push_back(s >= 0 && is_constant[s] ? &constants[s] : nullptr);
         if (s >= 0 && !is_constant[s]) all_constant = false;
       }
-      for (const auto& out : node.outputs) step.outputs.push_back(out.empty() ? -1 : slot(out));
       step.op = def->make(ctx);
       if (all_constant) {
         fold(step);

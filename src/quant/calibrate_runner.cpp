@@ -1,0 +1,200 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+
+// The calibration runner: the fp32 model, with the wanted activations added as graph outputs,
+// runs one sample at a time (a batch of 1) on a few worker threads; each worker owns a session
+// and its own collectors, merged at the end.
+
+#include <algorithm>
+#include <atomic>
+#include <exception>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "quant/calibrate_collect.h"
+#include "quant/calibrate_range.h"
+#include "tinyq/calibrate.h"
+#include "tinyq/error.h"
+#include "tinyq/session.h"
+
+namespace tinyq {
+namespace {
+
+// What one pass collects for each tensor. A pass either collects min/max (first) or histograms
+// laid out from the first pass's min/max (second, histogram methods only).
+struct PassState {
+  std::map<std::string, quant::MinMaxCollector> minmax;
+  std::map<std::string, quant::HistogramCollector> hist;
+  std::map<std::string, DType> dtypes;
+};
+
+// The model with every wanted, non-constant, not-yet-exposed tensor added as a graph output.
+// Graph inputs are read from the feeds instead.
+Model expose_tensors(const Model& model, const std::vector<std::string>& tensors, std::set<std::string>& from_feeds) {
+  Model m = model;
+  std::set<std::string> outputs;
+  for (const auto& o : m.graph.outputs) outputs.insert(o.name);
+  std::set<std::string> inputs;
+  for (const ValueInfo* v : m.graph.real_inputs()) inputs.insert(v->name);
+  for (const auto& t : tensors) {
+    if (t.empty() || m.graph.find_initializer(t)) continue;
+    if (inputs.count(t)) {
+      from_feeds.insert(t);
+      continue;
+    }
+    if (!outputs.insert(t).second) continue;
+    ValueInfo v;
+    v.name = t;  // type and shape unknown: the session reports what it computed
+    m.graph.outputs.push_back(v);
+  }
+  return m;
+}
+
+int worker_count(const CalibrationOptions& options, int64_t samples) {
+  int n = options.threads;
+  if (n <= 0) {
+    const unsigned hw = std::thread::hardware_concurrency();
+    n = static_cast<int>(std::min<unsigned>(hw ? hw : 1, 4));
+  }
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, samples)));
+}
+
+// Runs every sample through per-worker sessions; `collect` sees each sample's named tensors.
+template <typename Collect>
+void run_samples(const Model& exposed, const CalibrationSource& source, int workers, std::vector<PassState>& states,
+                 const Collect& collect) {
+  const int64_t n = source.size();
+  std::atomic<int64_t> next{0};
+  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
+  auto work = [&](int w) {
+    try {
+      Session session(exposed);
+      for (int64_t i = next++; i < n; i = next++) {
+        NamedTensors feeds = source.sample(i);
+        NamedTensors outs;
+        try {
+          outs = session.run(feeds);
+        } catch (const Error& e) {
+          throw Error("calibration sample " + std::to_string(i), e.message());
+        }
+        collect(states[static_cast<size_t>(w)], feeds, outs);
+      }
+    } catch (...) {
+      errors[static_cast<size_t>(w)] = std::current_exception();
+      next = n;  // the others stop early
+    }
+  };
+  if (workers == 1) {
+    work(0);
+  } else {
+    std::vector<std::thread> threads;
+    for (int w = 0; w < workers; ++w) threads.emplace_back(work, w);
+    for (auto& t : threads) t.join();
+  }
+  for (auto& e : errors)
+    if (e) std::rethrow_exception(e);
+}
+
+}  // namespace
+
+const char* calibration_method_name(CalibrationMethod method) {
+  switch (method) {
+    case CalibrationMethod::MinMax: return "minmax";
+    case CalibrationMethod::Percentile: return "percentile";
+    case CalibrationMethod::Entropy: return "entropy";
+    case CalibrationMethod::Mse: return "mse";
+  }
+  return "?";
+}
+
+std::optional<CalibrationMethod> parse_calibration_method(const std::string& name) {
+  for (CalibrationMethod m : {CalibrationMethod::MinMax, CalibrationMethod::Percentile, CalibrationMethod::Entropy,
+                              CalibrationMethod::Mse})
+    if (name == calibration_method_name(m)) return m;
+  return std::nullopt;
+}
+
+const TensorRange* RangeTable::find(const std::string& tensor) const {
+  auto it = ranges.find(tensor);
+  return it == ranges.end() ? nullptr : &it->second;
+}
+
+RangeTable calibrate(const Model& model, const CalibrationSource& source, const std::vector<std::string>& tensors,
+                     const CalibrationOptions& options) {
+  if (source.size() <= 0) throw Error("calibration", "the calibration set holds no samples");
+  if (options.method == CalibrationMethod::Percentile && !(options.percentile > 0.0 && options.percentile <= 100.0))
+    throw Error("--percentile", "must be in (0, 100], got " + std::to_string(options.percentile));
+  if (options.histogram_bins < 16 || options.histogram_bins > (1 << 20))
+    throw Error("calibration", "histogram bins must be in [16, 1048576]");
+
+  std::set<std::string> from_feeds;
+  const Model exposed = expose_tensors(model, tensors, from_feeds);
+  std::set<std::string> wanted(tensors.begin(), tensors.end());
+  const int workers = worker_count(options, source.size());
+
+  // Pass 1: min/max (and the dtype each tensor turned out to have).
+  std::vector<PassState> states(static_cast<size_t>(workers));
+  auto each_wanted = [&](const NamedTensors& feeds, const NamedTensors& outs, auto&& fn) {
+    for (const auto& kv : feeds)
+      if (from_feeds.count(kv.first)) fn(kv.first, kv.second);
+    for (const auto& kv : outs)
+      if (wanted.count(kv.first)) fn(kv.first, kv.second);
+  };
+  run_samples(exposed, source, workers, states, [&](PassState& st, const NamedTensors& feeds, const NamedTensors& outs) {
+    each_wanted(feeds, outs, [&](const std::string& name, const Tensor& t) {
+      st.dtypes.emplace(name, t.dtype());
+      if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
+    });
+  });
+  PassState merged;
+  for (auto& st : states) {
+    for (auto& kv : st.dtypes) merged.dtypes.emplace(kv.first, kv.second);
+    for (auto& kv : st.minmax) merged.minmax[kv.first].merge(kv.second);
+  }
+
+  // Pass 2 (histogram methods): histograms over the ranges pass 1 found.
+  if (options.method != CalibrationMethod::MinMax) {
+    for (auto& st : states) {
+      st.hist.clear();
+      for (const auto& kv : merged.minmax)
+        st.hist.emplace(kv.first, quant::make_histogram(options.method, kv.second, options.histogram_bins));
+    }
+    run_samples(exposed, source, workers, states, [&](PassState& st, const NamedTensors& feeds, const NamedTensors& outs) {
+      each_wanted(feeds, outs, [&](const std::string& name, const Tensor& t) {
+        auto it = st.hist.find(name);
+        if (it != st.hist.end() && t.dtype() == DType::F32) it->second.add(t.data<float>(), t.numel());
+      });
+    });
+    for (const auto& kv : merged.minmax) {
+      quant::HistogramCollector h = states[0].hist.at(kv.first);
+      for (size_t w = 1; w < states.size(); ++w) h.merge(states[w].hist.at(kv.first));
+      merged.hist.emplace(kv.first, std::move(h));
+    }
+  }
+
+  RangeTable table;
+  table.method = options.method;
+  table.percentile = options.percentile;
+  table.samples = source.size();
+  table.inputs = source.input_names();
+  for (const auto& kv : merged.minmax) {
+    const quant::MinMaxCollector& mm = kv.second;
+    TensorRange r;
+    r.count = mm.count;
+    r.nonfinite = mm.nonfinite;
+    if (!mm.empty()) {
+      r.observed_min = mm.min;
+      r.observed_max = mm.max;
+    }
+    static const quant::HistogramCollector kNone;
+    auto h = merged.hist.find(kv.first);
+    const auto range = quant::choose_range(options, mm, h == merged.hist.end() ? kNone : h->second);
+    r.min = range.first;
+    r.max = range.second;
+    table.ranges.emplace(kv.first, r);
+  }
+  return table;
+}
+
+}  // namespace tinyq

@@ -53,8 +53,8 @@ Tensor table_to_matrix(const FeatureTable& table, const std::vector<std::string>
                        const std::vector<int64_t>& rows, const std::string& subject);
 
 // ---------------------------------------------------------------------------------------------
-// Apache Parquet (flat schemas; PLAIN and dictionary encodings; data pages v1 and v2;
-// codecs UNCOMPRESSED, SNAPPY, GZIP, ZSTD)
+// Apache Parquet (flat schemas; PLAIN, dictionary and BYTE_STREAM_SPLIT encodings; data pages
+// v1 and v2; codecs UNCOMPRESSED, SNAPPY, GZIP, ZSTD)
 
 /// Bounds applied to every size and count a Parquet file declares, before allocating.
 struct ParquetLimits {
@@ -62,9 +62,10 @@ struct ParquetLimits {
   uint64_t max_rows = 1ull << 25;
   uint64_t max_schema_elements = 100000;
   uint64_t max_row_groups = 1000000;
+  uint64_t max_column_chunks = 200000;    ///< over all row groups
   uint64_t max_chunk_bytes = 1ull << 30;  ///< one column chunk as stored
   uint64_t max_page_bytes = 256ull << 20;  ///< one page, uncompressed
-  uint64_t max_string_bytes = 1ull << 30;  ///< all decoded strings of one column
+  uint64_t max_string_bytes = 256ull << 20;  ///< all decoded strings of one column
 };
 
 /// Parquet physical types (the values are the format's enum numbers).

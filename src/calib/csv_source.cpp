@@ -103,8 +103,12 @@ bool parse_number(const std::string& cell, T& out) {
   auto r = std::from_chars(b, e, out);
   if (r.ec == std::errc::result_out_of_range) {
     // Overflow to ±inf and underflow to 0, as strtod would (from_chars leaves `out` untouched).
+    // Out-of-range double -> float casts are undefined, so saturate by hand.
     double d = std::strtod(std::string(b, e).c_str(), nullptr);
-    out = static_cast<T>(d);
+    if (std::fabs(d) > static_cast<double>(std::numeric_limits<T>::max()))
+      out = d > 0 ? std::numeric_limits<T>::infinity() : -std::numeric_limits<T>::infinity();
+    else
+      out = static_cast<T>(d);
     return true;
   }
   return r.ec == std::errc() && r.ptr == e;

@@ -4,6 +4,8 @@
 // FeatureTable helpers: null handling and turning chosen rows into one float32 matrix.
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 
 #include "tinyq/calibration.h"
 #include "tinyq/error.h"
@@ -11,11 +13,23 @@
 namespace tinyq {
 namespace {
 
+/// A double as float; values beyond float's range become ±inf (a plain cast would be undefined).
+float narrow_to_float(double d) {
+  constexpr double kMax = static_cast<double>(std::numeric_limits<float>::max());
+  if (d > kMax || d < -kMax) {
+    // Values that round to FLT_MAX stay finite, as IEEE round-to-nearest would have it.
+    const double half_ulp_above = kMax + std::ldexp(1.0, 103);
+    if (std::fabs(d) < half_ulp_above) return d > 0 ? std::numeric_limits<float>::max() : -std::numeric_limits<float>::max();
+    return d > 0 ? std::numeric_limits<float>::infinity() : -std::numeric_limits<float>::infinity();
+  }
+  return static_cast<float>(d);  // NaN and in-range values convert as usual
+}
+
 /// Value of a numeric column at `row`, converted straight to float (one rounding, not two).
 float value_as_float(const Tensor& t, int64_t row) {
   switch (t.dtype()) {
     case DType::F32: return t.data<float>()[row];
-    case DType::F64: return static_cast<float>(t.data<double>()[row]);
+    case DType::F64: return narrow_to_float(t.data<double>()[row]);
     case DType::I32: return static_cast<float>(t.data<int32_t>()[row]);
     case DType::I64: return static_cast<float>(t.data<int64_t>()[row]);
     case DType::U32: return static_cast<float>(t.data<uint32_t>()[row]);

@@ -13,6 +13,7 @@ namespace {
 // parquet.thrift marks required so a struct missing one is refused by name.
 constexpr size_t kMaxName = 1 << 16;
 constexpr size_t kMaxCreatedBy = 1 << 16;
+constexpr uint32_t kMaxPathDepth = 256;
 
 class Required {
  public:
@@ -85,15 +86,6 @@ SchemaElement decode_schema_element(ThriftCompactReader& in) {
   return e;
 }
 
-std::vector<int32_t> read_i32_list(ThriftCompactReader& in, const char* name) {
-  ThriftList list = in.read_list_header();
-  if (list.element != ThriftType::I32) in.fail(std::string(name) + " is not a list of i32");
-  std::vector<int32_t> out;
-  out.reserve(list.size);
-  for (uint32_t i = 0; i < list.size; ++i) out.push_back(in.read_i32());
-  return out;
-}
-
 ColumnMetaData decode_column_metadata(ThriftCompactReader& in) {
   ColumnMetaData m;
   Required req;
@@ -102,11 +94,17 @@ ColumnMetaData decode_column_metadata(ThriftCompactReader& in) {
   while (in.next_field(f)) {
     switch (f.id) {
       case 1: in.expect_type(f, ThriftType::I32, "ColumnMetaData.type"); m.type = in.read_i32(); break;
-      case 2: in.expect_type(f, ThriftType::List, "ColumnMetaData.encodings"); m.encodings = read_i32_list(in, "encodings"); break;
+      case 2:
+        // The encodings list is only a summary (each page names its own); skipping it keeps a
+        // hostile list of millions of one-byte entries from becoming a large allocation.
+        in.expect_type(f, ThriftType::List, "ColumnMetaData.encodings");
+        in.skip(f.type);
+        break;
       case 3: {
         in.expect_type(f, ThriftType::List, "ColumnMetaData.path_in_schema");
         ThriftList list = in.read_list_header();
         if (list.element != ThriftType::Binary) in.fail("path_in_schema is not a list of strings");
+        if (list.size > kMaxPathDepth) in.fail("path_in_schema has " + std::to_string(list.size) + " parts");
         m.path.clear();
         m.path.reserve(list.size);
         for (uint32_t i = 0; i < list.size; ++i) m.path.push_back(in.read_binary(kMaxName));
@@ -157,7 +155,9 @@ ColumnChunk decode_column_chunk(ThriftCompactReader& in) {
   return c;
 }
 
-RowGroup decode_row_group(ThriftCompactReader& in) {
+// In memory a column chunk takes a few hundred bytes but on disk as little as one (an empty
+// struct), so the chunk count is capped over the whole file, not only by the bytes left.
+RowGroup decode_row_group(ThriftCompactReader& in, const ParquetLimits& limits, uint64_t& chunks_seen) {
   RowGroup g;
   Required req;
   in.struct_begin();
@@ -168,6 +168,9 @@ RowGroup decode_row_group(ThriftCompactReader& in) {
         in.expect_type(f, ThriftType::List, "RowGroup.columns");
         ThriftList list = in.read_list_header();
         if (list.element != ThriftType::Struct) in.fail("RowGroup.columns is not a list of structs");
+        chunks_seen += list.size;
+        if (chunks_seen > limits.max_column_chunks)
+          in.fail("file has more than " + std::to_string(limits.max_column_chunks) + " column chunks");
         g.columns.clear();
         g.columns.reserve(list.size);
         for (uint32_t i = 0; i < list.size; ++i) g.columns.push_back(decode_column_chunk(in));
@@ -244,7 +247,8 @@ FileMetaData decode_file_metadata(ThriftCompactReader& in, const ParquetLimits& 
                   std::to_string(limits.max_row_groups));
         md.row_groups.clear();
         md.row_groups.reserve(list.size);
-        for (uint32_t i = 0; i < list.size; ++i) md.row_groups.push_back(decode_row_group(in));
+        uint64_t chunks_seen = 0;
+        for (uint32_t i = 0; i < list.size; ++i) md.row_groups.push_back(decode_row_group(in, limits, chunks_seen));
         break;
       }
       case 6: in.expect_type(f, ThriftType::Binary, "FileMetaData.created_by"); md.created_by = in.read_binary(kMaxCreatedBy); break;

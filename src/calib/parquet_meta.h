@@ -69,7 +69,6 @@ struct SchemaElement {
 
 struct ColumnMetaData {
   int32_t type = 0;
-  std::vector<int32_t> encodings;
   std::vector<std::string> path;
   int32_t codec = 0;
   int64_t num_values = 0;

@@ -94,6 +94,16 @@ void require(bool ok, const std::string& what) {
   if (!ok) throw CapiError{TINYQ_ERROR_ARGUMENT, what};
 }
 
+tinyq_quant_mode mode_of(tinyq::QuantMode mode) {
+  switch (mode) {
+    case tinyq::QuantMode::Fp32: return TINYQ_QUANT_FP32;
+    case tinyq::QuantMode::Dynamic: return TINYQ_QUANT_DYNAMIC;
+    case tinyq::QuantMode::Static: return TINYQ_QUANT_STATIC;
+    case tinyq::QuantMode::Qat: return TINYQ_QUANT_QAT;
+  }
+  return TINYQ_QUANT_FP32;
+}
+
 tinyq::SessionOptions session_options(const tinyq_session_options* options) {
   tinyq::SessionOptions o;
   if (options && options->threads > 1) o.threads = options->threads;
@@ -198,7 +208,7 @@ tinyq_status tinyq_registry_resolve(const tinyq_registry* registry, const char* 
     require(registry && id, "registry or id is NULL");
     const tinyq::RegistryEntry& e = registry->registry.at(id);
     if (path) *path = registry->resolved[e.index].c_str();
-    if (mode) *mode = static_cast<tinyq_quant_mode>(static_cast<int>(e.quant_mode));
+    if (mode) *mode = mode_of(e.quant_mode);
   });
 }
 

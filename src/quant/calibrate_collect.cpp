@@ -51,6 +51,7 @@ HistogramCollector::HistogramCollector(double lo_, double hi_, int bins, bool ab
     : lo(lo_), hi(hi_), absolute(absolute_), counts(static_cast<size_t>(std::max(bins, 1)), 0) {}
 
 void HistogramCollector::add(const float* values, int64_t n) {
+  if (counts.empty()) return;  // minmax needs no histogram
   const int last = bins() - 1;
   const double w = width();
   // A degenerate range (a constant tensor) puts everything in bin 0.

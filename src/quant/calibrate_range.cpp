@@ -123,12 +123,19 @@ std::pair<float, float> percentile_range(const HistogramCollector& hist, const M
 std::pair<float, float> entropy_range(const HistogramCollector& hist, const MinMaxCollector& mm, int levels) {
   const int bins = hist.bins();
   if (hist.total() == 0 || hist.width() <= 0.0 || bins < 2) return observed(mm);
+  // Exact zeros (a ReLU's output is often half zeros) pile into the bin starting at 0; left
+  // alone, that spike dominates the divergence and the search prefers windows so narrow that
+  // the spike keeps a quantised bin to itself, clipping far too much. As NVIDIA's
+  // pytorch-quantization does, the zero bin takes its neighbour's count for the search.
+  std::vector<int64_t> counts = hist.counts;
+  const int zero_bin = hist.lo >= 0.0 ? 0 : bins / 2;
+  if (zero_bin + 1 < bins) counts[static_cast<size_t>(zero_bin)] = counts[static_cast<size_t>(zero_bin + 1)];
   double best = std::numeric_limits<double>::infinity();
   double lo = hist.lo, hi = hist.hi;
   if (hist.lo >= 0.0) {
     // Non-negative tensor: windows [0, edge(k)), all `levels` values over them.
     for (int k = std::min(levels, bins); k <= bins; ++k) {
-      const double kl = window_kl(hist.counts, 0, k, levels);
+      const double kl = window_kl(counts, 0, k, levels);
       if (kl < best) {
         best = kl;
         lo = 0.0;
@@ -139,7 +146,7 @@ std::pair<float, float> entropy_range(const HistogramCollector& hist, const MinM
     // Two-sided: symmetric windows around the zero edge in the middle.
     const int zero = bins / 2;
     for (int half = std::min(levels / 2, zero); half <= zero; ++half) {
-      const double kl = window_kl(hist.counts, zero - half, zero + half, levels);
+      const double kl = window_kl(counts, zero - half, zero + half, levels);
       if (kl < best) {
         best = kl;
         lo = hist.edge(zero - half);

@@ -63,6 +63,9 @@ NpzCalibrationSource::NpzCalibrationSource(NamedTensors arrays, const Model& mod
         throw Error(subject, what + " has dtype " + dtype_name(stack.dtype()) +
                                  "; calibration samples for a float input must be float32");
       }
+    } else if (is_float(v->dtype)) {
+      throw Error(subject, "input '" + v->name + "' is " + dtype_name(v->dtype) +
+                               "; static quantisation calibrates float32 models only");
     } else if (stack.dtype() != v->dtype) {
       throw Error(subject, what + " has dtype " + dtype_name(stack.dtype()) + "; input '" + v->name +
                                "' takes " + dtype_name(v->dtype));
@@ -78,7 +81,9 @@ NpzCalibrationSource::NpzCalibrationSource(NamedTensors arrays, const Model& mod
     if (!v->has_shape || v->dims.size() == stack.rank()) {
       sample = slice;
       sample.insert(sample.begin(), 1);
-    } else if (v->dims.size() + 1 == stack.rank()) {
+    } else if (v->dims.size() + 1 == stack.rank() && (v->dims.empty() || v->dims[0].known())) {
+      // An input declared without a batch dimension (its first dimension is fixed): each slice
+      // is fed as it is.
       sample = slice;
     } else {
       throw Error(subject, what + " has shape " + shape_to_string(stack.shape()) + " (rank " +
@@ -124,8 +129,6 @@ NpzCalibrationSource::NpzCalibrationSource(NamedTensors arrays, const Model& mod
         warnings_.push_back(what + " holds " + where + "; they are skipped by the range collectors");
         nonfinite_ += bad;
       }
-    } else if (is_float(stack.dtype())) {
-      throw Error(subject, what + " has dtype " + dtype_name(stack.dtype()) + "; expected float32");
     }
 
     feeds_.push_back(Feed{v->name, stack, sample});

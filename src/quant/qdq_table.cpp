@@ -25,7 +25,7 @@ std::string weight_check(const QdqWriter& w, const Node& n, size_t index) {
 
 // Conv (weight [M, C/group, k...], output channels on axis 0) and ConvTranspose (weight
 // [C, M/group, k...], output channels on axis 1).
-std::string quantise_conv_like(QdqWriter& w, const Node& n, size_t index, bool transposed) {
+std::string quantise_conv_like(QdqWriter& w, const Node& n, bool transposed) {
   std::string why = weight_check(w, n, 1);
   if (!why.empty()) return why;
   w.mark_activation(in(n, 0));
@@ -36,18 +36,18 @@ std::string quantise_conv_like(QdqWriter& w, const Node& n, size_t index, bool t
     axis = transposed ? (n.attr_int("group", 1) == 1 ? 1 : -1) : 0;
   }
   w.mark_weight(in(n, 1), axis);
-  if (n.has_input(2)) w.mark_bias(in(n, 2), in(n, 0), in(n, 1), 1.0f, index);
+  if (n.has_input(2)) w.mark_bias(in(n, 2), in(n, 0), in(n, 1));
   return "";
 }
 
-std::string quantise_conv(QdqWriter& w, const Node& n, size_t index) { return quantise_conv_like(w, n, index, false); }
-std::string quantise_conv_transpose(QdqWriter& w, const Node& n, size_t index) {
-  return quantise_conv_like(w, n, index, true);
-}
+std::string quantise_conv(QdqWriter& w, const Node& n, size_t) { return quantise_conv_like(w, n, false); }
+std::string quantise_conv_transpose(QdqWriter& w, const Node& n, size_t) { return quantise_conv_like(w, n, true); }
 
 // Gemm: Y = alpha * A' B' + beta * C. The weight's output channels are its rows when transB,
-// else its columns; beta goes into the bias's scale (and the attribute becomes 1).
-std::string quantise_gemm(QdqWriter& w, const Node& n, size_t index) {
+// else its columns. The bias keeps the scale input x weight and Gemm keeps beta: ONNX Runtime
+// multiplies beta into the bias's scale but not its values, then sets beta to 1, which changes
+// the result whenever beta != 1.
+std::string quantise_gemm(QdqWriter& w, const Node& n, size_t) {
   std::string why = weight_check(w, n, 1);
   if (!why.empty()) return why;
   w.mark_activation(in(n, 0));
@@ -55,7 +55,7 @@ std::string quantise_gemm(QdqWriter& w, const Node& n, size_t index) {
   const Tensor* b = w.constant(in(n, 1));
   const int axis = w.per_channel() && b && b->rank() == 2 ? (n.attr_int("transB", 0) ? 0 : 1) : -1;
   w.mark_weight(in(n, 1), axis);
-  if (n.has_input(2) && w.constant(in(n, 2))) w.mark_bias(in(n, 2), in(n, 0), in(n, 1), n.attr_float("beta", 1.0f), index);
+  if (n.has_input(2) && w.constant(in(n, 2))) w.mark_bias(in(n, 2), in(n, 0), in(n, 1));
   return "";
 }
 

@@ -134,13 +134,12 @@ void QdqWriter::mark_shared(const std::string& out, const std::string& provider)
   set_mark(out, Mark{Mark::Kind::Activation, -1, provider}, true);
 }
 
-void QdqWriter::mark_bias(const std::string& bias, const std::string& input, const std::string& weight, float beta,
-                          size_t node) {
+void QdqWriter::mark_bias(const std::string& bias, const std::string& input, const std::string& weight) {
   const Tensor* b = constant(bias);
   if (!b || b->dtype() != DType::F32) return;
   for (const auto& kv : biases_)
     if (kv.first == bias) return;  // the first node to claim a shared bias decides its scale
-  biases_.emplace_back(bias, BiasMark{input, weight, beta, node});
+  biases_.emplace_back(bias, BiasMark{input, weight});
 }
 
 bool QdqWriter::try_fold(const std::string& upstream, const std::string& out, size_t node) {
@@ -297,11 +296,11 @@ void QdqWriter::quantise_bias(const std::string& name, const BiasMark& b) {
     }
     axis = static_cast<int>(src.rank()) - 1;
   }
-  // scale = input scale x weight scale x beta, in float as ONNX Runtime computes it; values
-  // round half to even and saturate to int32.
+  // scale = input scale x weight scale, in float as ONNX Runtime computes it (the scale an
+  // integer kernel's accumulator has); values round half to even and saturate to int32.
   const float in_scale = in->second.scales[0];
   std::vector<float> scales(channels);
-  for (size_t c = 0; c < channels; ++c) scales[c] = in_scale * w->second.scales[c] * b.beta;
+  for (size_t c = 0; c < channels; ++c) scales[c] = in_scale * w->second.scales[c];
   Tensor q(DType::I32, src.shape());
   const float* p = src.data<float>();
   int32_t* dst = q.data<int32_t>();
@@ -322,8 +321,6 @@ void QdqWriter::quantise_bias(const std::string& name, const BiasMark& b) {
   new_nodes_.push_back(
       make_node("DequantizeLinear", unique(name + "_DequantizeLinear"), {q_name, scale_name, zp_name}, {name}, axis));
   dq_outputs_.insert(name);
-  Node& node = g_.nodes[b.node];
-  if (node.op_type == "Gemm" && b.beta != 1.0f) node.set_attr(Attribute::make_float("beta", 1.0f));
   ++biases_quantised_;
 }
 

@@ -13,7 +13,7 @@
 //     t_QuantizeLinear_Input.
 //   weight w (initializer): symmetric int8 [-127, 127], zero point 0, per tensor or per channel:
 //       w_quantized -> DequantizeLinear(w_scale, w_zero_point[, axis]) -> w_DequantizeLinear_Output
-//   bias b: int32, zero point 0, scale = input scale x weight scale (x Gemm's beta, then set to 1):
+//   bias b: int32, zero point 0, scale = input scale x weight scale (Gemm keeps its beta):
 //       b_quantized -> DequantizeLinear(b_quantized_scale, b_quantized_zero_point) -> b
 //   shared (Reshape, Squeeze, MaxPool, ...): the output reuses its input's scale and zero point.
 //   folded Relu/Clip: the producer writes the activation's output directly and the Relu/Clip
@@ -71,9 +71,8 @@ class QdqWriter {
   void mark_weight(const std::string& t, int axis);
   /// `out` reuses the scale and zero point `provider` will get (replaces an existing mark).
   void mark_shared(const std::string& out, const std::string& provider);
-  /// An int32 bias of node `node` (a float32 initializer), scaled by input x weight x beta.
-  void mark_bias(const std::string& bias, const std::string& input, const std::string& weight, float beta,
-                 size_t node);
+  /// An int32 bias (a float32 initializer) at scale input scale x weight scale.
+  void mark_bias(const std::string& bias, const std::string& input, const std::string& weight);
   /// Folds activation node `node` (Relu/Clip reading `upstream`, writing `out`) into its
   /// producer when `out` has a range, `upstream` has a producer, no other reader and is not a
   /// graph input or output. Returns whether it did.
@@ -101,8 +100,6 @@ class QdqWriter {
   };
   struct BiasMark {
     std::string input, weight;
-    float beta = 1.0f;
-    size_t node = 0;
   };
 
   Mark* find_mark(const std::string& t);

@@ -35,7 +35,7 @@ std::optional<QuantMode> parse_quant_mode(const std::string& name) {
 
 std::string RegistryEntry::label() const {
   std::string s = "models[" + std::to_string(index) + "]";
-  if (!id.empty()) s += " (" + id + ")";
+  if (!id.empty()) s += " (" + registry::short_id(id) + ")";
   return s;
 }
 
@@ -106,11 +106,13 @@ std::string resolve_reason(const Registry& registry, const RegistryEntry& e) {
 
 namespace registry {
 
+std::string short_id(const std::string& id) { return id.size() > 64 ? id.substr(0, 61) + "..." : id; }
+
 std::string render_problem(const std::string& registry_path, const Problem& p) {
   std::string s = registry_path + ": ";
   if (p.index >= 0) {
     s += "models[" + std::to_string(p.index) + "]";
-    if (!p.id.empty()) s += " (" + p.id + ")";
+    if (!p.id.empty()) s += " (" + short_id(p.id) + ")";
     s += ": ";
   }
   return s + p.text;
@@ -193,7 +195,7 @@ class Checker {
 
       if (m.contains("id") && m["id"].is_string()) {
         auto [it, fresh] = first_use.emplace(e.id, i);
-        if (!fresh) add("id", "id \"" + e.id + "\" is already used by models[" + std::to_string(it->second) + "]");
+        if (!fresh) add("id", "id \"" + registry::short_id(e.id) + "\" is already used by models[" + std::to_string(it->second) + "]");
       }
 
       // The mode-dependent rules need a mode that parses; the schema reports one that does not.

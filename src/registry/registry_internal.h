@@ -79,8 +79,12 @@ nlohmann::json read_json_file(const std::string& path, uint64_t max_bytes = 64u 
 /// A copy of `doc` in which strings and keys longer than max_chars are cut to max_chars + 1
 /// characters: valijson matches "pattern" with std::regex, whose recursion grows with the
 /// input's length, so a hostile 300 kB id would overflow the stack. A cut string still breaks
-/// every maxLength in the schema, and messages are written from the original document.
-nlohmann::json bounded_strings(const nlohmann::json& doc, size_t max_chars = 2048);
+/// every maxLength in the registry schema (the largest is 512), and messages are written from
+/// the original document.
+nlohmann::json bounded_strings(const nlohmann::json& doc, size_t max_chars = 512);
+
+/// An id as messages show it: cut to 64 characters with "..." when longer.
+std::string short_id(const std::string& id);
 
 /// Human text of a JSON value for messages: strings quoted, long values shortened.
 std::string json_text(const nlohmann::json& v);

@@ -35,6 +35,7 @@ struct GraphIndex {
     const Node& n = g.nodes[it->second];
     return n.op_type == op_type && default_domain(n) ? &n : nullptr;
   }
+  const Node* dq_of(const std::string& value) const { return producer_of(value, "DequantizeLinear"); }
   const Tensor* constant(const Node& n, size_t i) const {
     if (!n.has_input(i)) return nullptr;
     auto it = initializer.find(n.inputs[i]);
@@ -90,9 +91,9 @@ struct Fusion {
 bool match_conv(const GraphIndex& ix, size_t index, Fusion* f) {
   const Node& conv = ix.g.nodes[index];
   if (conv.inputs.size() < 2 || conv.inputs.size() > 3 || conv.outputs.size() != 1) return false;
-  const Node* dq_x = ix.producer_of(conv.input(0), "DequantizeLinear");
-  const Node* dq_w = ix.producer_of(conv.input(1), "DequantizeLinear");
-  const Node* dq_b = conv.has_input(2) ? ix.producer_of(conv.input(2), "DequantizeLinear") : nullptr;
+  const Node* dq_x = ix.dq_of(conv.input(0));
+  const Node* dq_w = ix.dq_of(conv.input(1));
+  const Node* dq_b = conv.has_input(2) ? ix.dq_of(conv.input(2)) : nullptr;
   if (!dq_x || !dq_w || (conv.has_input(2) && !dq_b)) return false;
   const Node* q = sole_quantize_reader(ix, conv.outputs[0]);
   if (!q) return false;
@@ -138,8 +139,8 @@ bool match_conv(const GraphIndex& ix, size_t index, Fusion* f) {
 bool match_matmul(const GraphIndex& ix, size_t index, Fusion* f) {
   const Node& mm = ix.g.nodes[index];
   if (mm.inputs.size() != 2 || mm.outputs.size() != 1) return false;
-  const Node* dq_a = ix.producer_of(mm.input(0), "DequantizeLinear");
-  const Node* dq_b = ix.producer_of(mm.input(1), "DequantizeLinear");
+  const Node* dq_a = ix.dq_of(mm.input(0));
+  const Node* dq_b = ix.dq_of(mm.input(1));
   if (!dq_a || !dq_b) return false;
   const Node* q = sole_quantize_reader(ix, mm.outputs[0]);
   if (!q) return false;

@@ -8,6 +8,8 @@
 #include <gtest/gtest.h>
 
 #include <array>
+#include <cmath>
+#include <limits>
 #include <cstring>
 #include <tuple>
 
@@ -193,6 +195,18 @@ TEST(CraftedParquetSchema, UnsignedIntegersKeepTheirValue) {
   EXPECT_EQ(values_of<uint32_t>(t.columns[0]), u);
   Tensor m = table_to_matrix(t, {"u"}, {0, 1, 2, 3}, "x");
   EXPECT_EQ(m.data<float>()[3], 4294967296.0f);
+}
+
+TEST(CraftedParquetSchema, DoublesNarrowToFloatLikeIeee) {
+  const double flt_max = std::numeric_limits<float>::max();
+  std::vector<double> v = {0.1, -1e300, flt_max + std::ldexp(1.0, 102), 1e300, std::nan("")};
+  FeatureTable t = parse_parquet(test::write_parquet({TestColumn::numbers("d", test::kPDouble, v)}), "x.parquet", {"d"});
+  std::vector<float> m = table_to_matrix(t, {"d"}, {0, 1, 2, 3, 4}, "x").to_vector<float>();
+  EXPECT_EQ(m[0], 0.1f);
+  EXPECT_EQ(m[1], -std::numeric_limits<float>::infinity());
+  EXPECT_EQ(m[2], std::numeric_limits<float>::max());  // within half an ulp: rounds down
+  EXPECT_EQ(m[3], std::numeric_limits<float>::infinity());
+  EXPECT_TRUE(std::isnan(m[4]));
 }
 
 TEST(CraftedParquetSchema, NullsAllAndNone) {

@@ -189,6 +189,19 @@ TEST(HostileParquet, HugeDeclaredSizesAreRefusedBeforeAllocating) {
     expect_error(file + "PAR1", "list of 1073741824 elements runs past the end");
   }
   {
+    // 300,000 one-byte column chunks: cheap on disk, hundreds of bytes each in memory.
+    test::ThriftWriter w;
+    w.top_begin();
+    w.i32(1, 1);
+    w.list_begin(4, test::kTStruct, 1);
+    w.elem_struct_begin();
+    w.list_begin(1, test::kTStruct, 300000);
+    w.out += std::string(300000, '\0');
+    std::string file = "PAR1" + w.out;
+    test::put_u32(file, static_cast<uint32_t>(w.out.size()));
+    expect_error(file + "PAR1", "more than 200000 column chunks");
+  }
+  {
     // Footer over the configured limit.
     std::string file = fixture_file({});
     ParquetLimits l = small_limits();

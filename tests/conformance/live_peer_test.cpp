@@ -70,8 +70,14 @@ TEST_P(LivePeer, MatchesOnnxRuntime) {
       Session::from_file(path);
       FAIL() << "tinyq loaded " << file << ", whose external data path is broken";
     } catch (const Error& e) {
-      EXPECT_NE(e.message().find(".data"), std::string::npos) << "the error should name the missing file: " << e.message();
-      std::cout << "[ refused ] " << e.message() << "\n";
+      // The message must name the external-data file, and that file must indeed be missing.
+      const std::string msg = e.message();
+      const size_t end = msg.find(".data'");
+      ASSERT_NE(end, std::string::npos) << "the error should name the missing .data file: " << msg;
+      const size_t begin = msg.rfind('\'', end);
+      const std::string named = msg.substr(begin + 1, end + 5 - begin - 1);
+      EXPECT_FALSE(fs::exists(named)) << "named " << named << ", which exists: " << msg;
+      std::cout << "[ refused ] " << msg << "\n";
     }
     return;
   }

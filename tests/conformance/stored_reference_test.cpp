@@ -63,7 +63,10 @@ TEST_P(StoredReference, Fp32AndInt8GraphsMatchOrt) {
   const std::vector<Tensor> ort_fp32 = stored_outputs(ref_dir() + m + ".gate_fp32_out.npz");
   std::vector<Tensor> our_fp32;
   ASSERT_NO_THROW(our_fp32 = run_gate(real_dir() + m + ".onnx", inputs)) << m << ".onnx";
-  test::expect_within_bar(test::compare(our_fp32, ort_fp32), test::Bar::Exactish, m + " fp32");
+  const test::Comparison fp32_cmp = test::compare(our_fp32, ort_fp32);
+  test::expect_within_bar(fp32_cmp, test::Bar::Exactish, m + " fp32");
+  std::cout << "[ diff ] " << m << " fp32: max |ours - ORT| " << fp32_cmp.max_diff << " (max |ORT| " << fp32_cmp.max_ref
+            << ")\n";
 
   struct Graph {
     std::string tag, path, ref;
@@ -84,11 +87,14 @@ TEST_P(StoredReference, Fp32AndInt8GraphsMatchOrt) {
     std::vector<Tensor> our_q;
     ASSERT_NO_THROW(our_q = run_gate(g.path, inputs)) << g.path;
     const test::Bar bar = test::bar_for(load_model(g.path));
-    test::expect_within_bar(test::compare(our_q, ort_q), bar, m + " " + g.tag);
+    const test::Comparison cmp = test::compare(our_q, ort_q);
+    test::expect_within_bar(cmp, bar, m + " " + g.tag);
     const double ours = test::gate_drop(our_fp32, our_q), theirs = test::gate_drop(ort_fp32, ort_q);
     EXPECT_NEAR(ours, theirs, test::drop_tolerance(bar))
         << m << " " << g.tag << ": the gate's PLCC drop from tinyq's outputs vs ORT's (" << test::bar_name(bar) << ")";
-    std::cout << "[ drop ] " << m << " " << g.tag << ": tinyq " << ours << ", ORT " << theirs << "\n";
+    std::cout << "[ diff ] " << m << " " << g.tag << " (" << test::bar_name(bar) << "): max |ours - ORT| " << cmp.max_diff
+              << " (max |ORT| " << cmp.max_ref << ", range " << cmp.range_ref << "), PLCC " << cmp.plcc << "; drop tinyq "
+              << ours << ", ORT " << theirs << "\n";
   }
 }
 

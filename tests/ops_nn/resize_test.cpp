@@ -196,6 +196,8 @@ TEST(OpsNnResize, Opset18AxesAspectRatioAntialias) {
       {"antialias linear 2-D", "m", {mode("linear"), aa}, {0.5f, 0.4f}, {}, {}},
       {"antialias cubic 2-D", "m", {mode("cubic"), aa, coord("pytorch_half_pixel")}, {0.3f, 0.6f}, {}, {}},
       {"antialias trilinear 5-D", "f", {mode("linear"), aa}, {1, 1, 0.5f, 0.5f, 0.6f}, {}, {}},
+      {"antialias linear tf_crop_and_resize", "x", {mode("linear"), aa, coord("tf_crop_and_resize"), attr_f("extrapolation_value", 5.0f)}, {1, 1, 0.5f, 0.6f}, {}, {0, 0, 0.2f, -0.1f, 1, 1, 0.9f, 1.2f}},
+      {"antialias cubic tf_crop_and_resize up", "x", {mode("cubic"), aa, coord("tf_crop_and_resize"), attr_f("extrapolation_value", 5.0f)}, {1, 1, 1.5f, 2.0f}, {}, {0, 0, 0.2f, -0.1f, 1, 1, 0.9f, 1.2f}},
   };
   run_resize_table(18, {{"x", {1, 2, 6, 5}}, {"m", {9, 7}}, {"f", {1, 1, 4, 6, 5}}}, cases);
 }

@@ -70,6 +70,35 @@ void add_qdq_matmul(QuantCases& c, std::mt19937& rng, DType act, bool per_column
   c.builder.node("DequantizeLinear", {p + "yq", p + "sy", p + "zy"}, {p + "y"}).output(p + "y");
 }
 
+// A group where fusing decides the answer: scales 0.1, 0.1 and 0.02 make the requantisation
+// multiplier float(0.1 * 0.1 / 0.02), a hair above 0.5, so every odd accumulator rounds up in
+// the integer path, while an fp32 convolution followed by Q lands on either side of k + 0.5.
+// (Unfused, about one output in seven differs from ORT's.) The trailing DQ is what quantisers
+// write, and what ORT needs to fuse an int8 group.
+void add_qdq_tie_group(QuantCases& c, std::mt19937& rng, bool conv) {
+  const std::string p = c.prefix();
+  const Shape xs = conv ? Shape{2, 4, 8, 8} : Shape{40, 36};
+  std::uniform_int_distribution<int> small(-2, 2);
+  std::vector<float> x(static_cast<size_t>(shape_numel(xs)));
+  for (float& v : x) v = 0.1f * static_cast<float>(small(rng));
+  c.feed(p + "x", Tensor::from_vector<float>(xs, x));
+  c.constant(p + "s", Tensor::scalar<float>(0.1f));
+  c.constant(p + "sy", Tensor::scalar<float>(0.02f));
+  c.constant(p + "z", Tensor::scalar<int8_t>(0));
+  c.constant(p + "w", test::random_ints<int8_t>(rng, conv ? Shape{8, 4, 3, 3} : Shape{36, 24}, -2, 2));
+  c.constant(p + "sw", Tensor::scalar<float>(0.1f));
+  c.constant(p + "zw", Tensor::scalar<int8_t>(0));
+  c.builder.node("QuantizeLinear", {p + "x", p + "s", p + "z"}, {p + "xq"});
+  c.builder.node("DequantizeLinear", {p + "xq", p + "s", p + "z"}, {p + "xf"});
+  c.builder.node("DequantizeLinear", {p + "w", p + "sw", p + "zw"}, {p + "wf"});
+  if (conv)
+    c.builder.node("Conv", {p + "xf", p + "wf"}, {p + "o"}, {Attribute::make_ints("pads", {1, 1, 1, 1})});
+  else
+    c.builder.node("MatMul", {p + "xf", p + "wf"}, {p + "o"});
+  c.builder.node("QuantizeLinear", {p + "o", p + "sy", p + "z"}, {p + "yq"});
+  c.builder.node("DequantizeLinear", {p + "yq", p + "sy", p + "z"}, {p + "y"}).output(p + "y");
+}
+
 int count_ops(const Graph& g, const std::string& op) {
   int n = 0;
   for (const Node& node : g.nodes) n += node.op_type == op;
@@ -87,17 +116,19 @@ TEST(QdqFusion, ConvAndMatMulGroupsMatchOrtBitForBit) {
     add_qdq_matmul(cases, rng, act, false);
     add_qdq_matmul(cases, rng, act, true);
   }
+  add_qdq_tie_group(cases, rng, true);
+  add_qdq_tie_group(cases, rng, false);
   Graph fused = cases.builder.model.graph;
-  EXPECT_EQ(rt::fuse_qdq_groups(fused), 10);
-  EXPECT_EQ(count_ops(fused, "QLinearConv"), 6);
-  EXPECT_EQ(count_ops(fused, "QLinearMatMul"), 4);
+  EXPECT_EQ(rt::fuse_qdq_groups(fused), 12);
+  EXPECT_EQ(count_ops(fused, "QLinearConv"), 7);
+  EXPECT_EQ(count_ops(fused, "QLinearMatMul"), 5);
   EXPECT_EQ(count_ops(fused, "Conv") + count_ops(fused, "MatMul"), 0);
   // The weight and bias DQs went with their groups; activations keep Q -> (fused) -> DQ.
-  EXPECT_EQ(count_ops(fused, "DequantizeLinear"), 10);
+  EXPECT_EQ(count_ops(fused, "DequantizeLinear"), 12);
   test::expect_matches_ort(cases, "qdq_fusion");
 }
 
-TEST(QdqFusion, GroupsOrtWouldNotFuseAreLeftAlone) {
+TEST(QdqFusion, GroupsThatCannotFuseAreLeftAlone) {
   std::mt19937 rng(32);
   {
     // The Conv's output is also a graph output: it must still be computed in float.
@@ -108,6 +139,17 @@ TEST(QdqFusion, GroupsOrtWouldNotFuseAreLeftAlone) {
     EXPECT_EQ(rt::fuse_qdq_groups(g), 0);
     Session s(cases.builder.model);
     EXPECT_EQ(s.run(cases.feeds).size(), 2u);
+  }
+  {
+    // The activation's DQ also feeds another node: the group is still fused (see qdq_fusion.h)
+    // and the DQ stays for its other reader.
+    QuantCases cases(13);
+    add_qdq_conv(cases, rng, DType::I8, true, true, 1);
+    cases.builder.output("c0_xf");
+    Graph g = cases.builder.model.graph;
+    EXPECT_EQ(rt::fuse_qdq_groups(g), 1);
+    EXPECT_EQ(count_ops(g, "DequantizeLinear"), 2);  // the shared one and the output's
+    EXPECT_EQ(Session(cases.builder.model).run(cases.feeds).size(), 2u);
   }
   {
     // Per-channel weights along an axis other than the output channels.

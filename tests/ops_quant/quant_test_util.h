@@ -10,6 +10,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -44,11 +45,13 @@ struct QuantCases {
 /// Runs the cases in tinyq and in ONNX Runtime; expects every output bit-identical. Returns
 /// tinyq's outputs (empty when ORT is unavailable and the caller skipped).
 inline NamedTensors expect_matches_ort(const QuantCases& cases, const std::string& label) {
-  const std::string path = temp_dir() + "/" + label + ".onnx";
+  const std::string dir = temp_dir();
+  const std::string path = dir + "/" + label + ".onnx";
   save_model(cases.builder.model, path);
   Session session(cases.builder.model);
   NamedTensors ours = session.run(cases.feeds);
   NamedTensors theirs = ort_run(path, cases.feeds);
+  std::filesystem::remove_all(dir);
   EXPECT_EQ(ours.size(), theirs.size()) << label;
   for (const auto& [name, got] : ours) {
     const Tensor* want = find_array(theirs, name);

@@ -57,7 +57,7 @@ TEST(OpsIndexing, ScatterND) {
                        b.feed(rand_f32({2, 2}))}, attrs);
     b.op("ScatterND", {b.feed(rand_int<int64_t>({5}, -9, 9)), b.constant(Tensor::from_vector<int64_t>({2, 1}, {1, 3})),
                        b.feed(rand_int<int64_t>({2}, -9, 9))}, attrs);
-    if (reduction == "add" || reduction == "mul")
+    if (reduction != "" && reduction != "none")
       b.op("ScatterND", {b.feed(rand_f32({4})), b.constant(Tensor::from_vector<int64_t>({3, 1}, {1, 1, 1})),
                          b.feed(rand_f32({3}))}, attrs);
   };
@@ -67,6 +67,9 @@ TEST(OpsIndexing, ScatterND) {
   OpBatch b16(16);
   for (const char* r : {"none", "add", "mul"}) add_cases(b16, r);
   b16.check();
+  OpBatch b18(18);
+  for (const char* r : {"max", "min"}) add_cases(b18, r);
+  b18.check();
 }
 
 // Pad cases on a [3, 4] input: pads [begin0, begin1, end0, end1].

@@ -21,21 +21,27 @@ void count_uses(const Graph& g, std::unordered_map<std::string, size_t>& uses) {
   }
   for (const auto& v : g.outputs) ++uses[v.name];
 }
+
+// Every value name in a graph and its subgraphs: a new name must not shadow one in a body either.
+void collect_names(const Graph& g, std::unordered_set<std::string>& names) {
+  for (const auto& n : g.nodes) {
+    for (const auto& s : n.inputs) names.insert(s);
+    for (const auto& s : n.outputs) names.insert(s);
+    for (const auto& a : n.attributes) {
+      if (a.g) collect_names(*a.g, names);
+      for (const auto& sub : a.graphs) collect_names(*sub, names);
+    }
+  }
+  for (const auto& i : g.initializers) names.insert(i.name);
+  for (const auto* list : {&g.inputs, &g.outputs, &g.value_info})
+    for (const auto& v : *list) names.insert(v.name);
+}
 }  // namespace
 
 DynamicRewriter::DynamicRewriter(Graph& graph, bool per_channel)
     : graph_(graph), per_channel_(per_channel) {
-  for (const auto& n : graph_.nodes) {
-    for (const auto& s : n.inputs) names_.insert(s);
-    for (const auto& s : n.outputs) names_.insert(s);
-  }
-  for (const auto& i : graph_.initializers) names_.insert(i.name);
-  for (const auto& v : graph_.inputs) {
-    names_.insert(v.name);
-    graph_inputs_.insert(v.name);
-  }
-  for (const auto& v : graph_.outputs) names_.insert(v.name);
-  for (const auto& v : graph_.value_info) names_.insert(v.name);
+  collect_names(graph_, names_);
+  for (const auto& v : graph_.inputs) graph_inputs_.insert(v.name);
   count_uses(graph_, uses_);
   nodes_.reserve(graph_.nodes.size() * 4);
 }

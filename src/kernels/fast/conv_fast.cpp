@@ -1,0 +1,783 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#include "kernels/fast/conv_fast.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "common/qmath.h"
+#include "kernels/fast/thread_pool.h"
+#include "kernels/ref/qlinear_ref.h"
+
+namespace tinyq::kernels {
+
+namespace {
+
+inline uint8_t* align64(uint8_t* p) {
+  return reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(p) + 63) & ~static_cast<uintptr_t>(63));
+}
+
+inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+int isa_level(Isa isa) {
+  switch (isa) {
+    case Isa::Ref: return 0;
+    case Isa::Avx2: return 1;
+    default: return 2;
+  }
+}
+
+size_t out_bytes(QEpilogueKind k) {
+  return k == QEpilogueKind::RequantU8 || k == QEpilogueKind::RequantS8 ? 1 : 4;
+}
+
+// The integer tile kernel and its layout for an ISA level: VNNI where the CPU has it, the
+// widening AVX2 kernel on AVX2 / AVX-512 without VNNI, the portable kernel otherwise.
+void q_kernel_for(Isa isa, QTileRowsFn* fn, QKernelLayout* layout, const char** name) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa == Isa::Avx512Vnni) {
+    *fn = qtile_rows_u8s8_avx512vnni;
+    *layout = kQLayoutVnni;
+    *name = "qgemm_u8s8_avx512vnni";
+    return;
+  }
+  if (isa == Isa::Avx2 || isa == Isa::Avx512) {
+    *fn = qtile_rows_u8s8_avx2;
+    *layout = kQLayoutAvx2;
+    *name = "qgemm_u8s8_avx2";
+    return;
+  }
+#else
+  (void)isa;
+#endif
+  *fn = qtile_rows_u8s8_ref;
+  *layout = kQLayoutRef;
+  *name = "qgemm_u8s8_ref";
+}
+
+PackNhwcU8Fn pack_u8_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return pack_nhwc_u8_avx2;
+#else
+  (void)isa;
+#endif
+  return pack_nhwc_u8_ref;
+}
+
+PackNhwcS16Fn pack_s16_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return pack_nhwc_s16_avx2;
+#else
+  (void)isa;
+#endif
+  return pack_nhwc_s16_ref;
+}
+
+// Stores packed integer weights (int8 or int16 per the layout) at element index i.
+inline void put_weight(std::vector<uint8_t>& packed, const QKernelLayout& l, size_t i, int32_t v) {
+  if (l.w_bytes == 1) {
+    packed[i] = static_cast<uint8_t>(static_cast<int8_t>(v));
+  } else {
+    const int16_t s = static_cast<int16_t>(v);
+    std::memcpy(packed.data() + 2 * i, &s, 2);
+  }
+}
+
+// w - zw for every weight, as int32, [M][K]; the largest magnitude, and whether every value
+// fits int8 (what the packed kernels hold).
+std::vector<int32_t> effective_weights(const QWeights& w, int64_t rows, int64_t cols, bool per_row_zp,
+                                       int32_t* max_abs, bool* fits_int8 = nullptr) {
+  std::vector<int32_t> e(static_cast<size_t>(rows * cols));
+  int32_t mx = 0;
+  bool fits = true;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t i = r * cols + c;
+      const int32_t v = w.is_u8 ? static_cast<const uint8_t*>(w.data)[i] : static_cast<const int8_t*>(w.data)[i];
+      const int64_t zi = (per_row_zp ? r : c) * w.zp_stride;
+      const int32_t z = w.zero_points ? w.zero_points[zi] : 0;
+      e[static_cast<size_t>(i)] = v - z;
+      mx = std::max(mx, std::abs(v - z));
+      fits = fits && v - z >= -128 && v - z <= 127;
+    }
+  }
+  *max_abs = mx;
+  if (fits_int8) *fits_int8 = fits;
+  return e;
+}
+
+// The uint8 zero point of the data the integer kernels see (int8 data is shifted by 128).
+int32_t kernel_zero_point(const QInput& x) { return x.kind == QInputKind::S8 ? x.zero_point + 128 : x.zero_point; }
+
+// One row of the input as uint8 kernel values: positions j = 0..len-1 read source element
+// j * stride + first (outside [0, size) -> the zero point).
+void source_row_u8(const QInput& x, const void* row, int64_t size, int64_t first, int64_t stride, int64_t len,
+                   uint8_t zp_u8, QuantizeU8Fn quantize, uint8_t* out) {
+  if (stride == 1) {
+    const int64_t lo = std::clamp<int64_t>(-first, 0, len), hi = std::clamp<int64_t>(size - first, lo, len);
+    if (lo > 0) std::memset(out, zp_u8, static_cast<size_t>(lo));
+    if (len > hi) std::memset(out + hi, zp_u8, static_cast<size_t>(len - hi));
+    const int64_t n = hi - lo;
+    if (n > 0) {
+      switch (x.kind) {
+        case QInputKind::F32:
+          quantize(static_cast<const float*>(row) + first + lo, n, x.scale, x.zero_point, out + lo);
+          break;
+        case QInputKind::U8:
+          std::memcpy(out + lo, static_cast<const uint8_t*>(row) + first + lo, static_cast<size_t>(n));
+          break;
+        case QInputKind::S8: {
+          const uint8_t* s = static_cast<const uint8_t*>(row) + first + lo;
+          for (int64_t j = 0; j < n; ++j) out[lo + j] = static_cast<uint8_t>(s[j] ^ 0x80u);
+          break;
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t j = 0; j < len; ++j) {
+    const int64_t i = j * stride + first;
+    if (i < 0 || i >= size) {
+      out[j] = zp_u8;
+      continue;
+    }
+    switch (x.kind) {
+      case QInputKind::F32:
+        out[j] = static_cast<uint8_t>(qmath::quantize(static_cast<const float*>(row)[i], x.scale, x.zero_point, 0, 255));
+        break;
+      case QInputKind::U8: out[j] = static_cast<const uint8_t*>(row)[i]; break;
+      case QInputKind::S8: out[j] = static_cast<uint8_t>(static_cast<const uint8_t*>(row)[i] ^ 0x80u); break;
+    }
+  }
+}
+
+size_t input_elem_bytes(QInputKind k) { return k == QInputKind::F32 ? 4 : 1; }
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+ScratchCache::Lease::Lease(ScratchCache& cache, size_t bytes) : lock_(cache.mu_, std::try_to_lock) {
+  const size_t want = bytes + 64;
+  if (lock_.owns_lock()) {
+    if (cache.size_ < want) {
+      cache.buf_.reset(new uint8_t[want]);
+      cache.size_ = want;
+    }
+    ptr_ = align64(cache.buf_.get());
+  } else {
+    own_.reset(new uint8_t[want]);
+    ptr_ = align64(own_.get());
+  }
+}
+
+ConvF32RowFn conv_f32_row_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa == Isa::Avx2) return conv_f32_row_avx2;
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return conv_f32_row_avx512;
+#else
+  (void)isa;
+#endif
+  return conv_f32_row_ref;
+}
+
+const char* conv_f32_row_name(Isa isa) {
+  switch (isa) {
+    case Isa::Ref: return "conv_f32_ref";
+    case Isa::Avx2: return "conv_f32_avx2_fma";
+    default: return "conv_f32_avx512";
+  }
+}
+
+MinMaxFn minmax_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return minmax_f32_avx2;
+#else
+  (void)isa;
+#endif
+  return minmax_f32_ref;
+}
+
+QuantizeU8Fn quantize_u8_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return quantize_f32_u8_avx2;
+#else
+  (void)isa;
+#endif
+  return quantize_f32_u8_row_ref;
+}
+
+std::string conv_fast_declines(const ConvParams& p) {
+  if (p.spatial_rank < 1 || p.spatial_rank > 2) return "only 1-D and 2-D convolutions";
+  if (p.group < 1 || p.in_channels % p.group != 0 || p.out_channels % p.group != 0) return "bad grouping";
+  for (int a = 0; a < p.spatial_rank; ++a)
+    if (p.out_size[a] < 1 || p.in_size[a] < 1 || p.kernel[a] < 1) return "empty axis";
+  return "";
+}
+
+ConvLayout conv_layout(const ConvParams& p, bool allow_direct) {
+  ConvLayout l;
+  bool direct = allow_direct;
+  for (int a = 0; a < 2; ++a) {
+    const int src = p.spatial_rank == 1 ? (a == 0 ? -1 : 0) : a;
+    int64_t dil = 1;
+    if (src >= 0) {
+      l.in[a] = p.in_size[src];
+      l.out[a] = p.out_size[src];
+      l.stride[a] = p.stride[src];
+      l.pad[a] = p.pad_begin[src];
+      l.kernel[a] = p.kernel[src];
+      dil = p.dilation[src];
+    }
+    int64_t max_q = 0;
+    for (int64_t t = 0; t < l.kernel[a]; ++t) {
+      const int64_t v = t * dil;
+      l.tap_plane[a].push_back(v % l.stride[a]);
+      l.tap_q[a].push_back(v / l.stride[a]);
+      max_q = std::max(max_q, v / l.stride[a]);
+    }
+    l.J[a] = l.out[a] + max_q;
+    if (l.stride[a] != 1 || l.pad[a] != 0 || l.J[a] > l.in[a]) direct = false;
+  }
+  if (direct) {
+    l.direct = true;
+    l.J[0] = l.in[0];
+    l.J[1] = l.in[1];
+  }
+  return l;
+}
+
+namespace {
+
+// Writes the phase planes of `channels` fp32 channels (channel c at x + c * H * W) into dst
+// ([C][planes][J_h][J_w]), padding with 0. `convert` turns a source float into the plane value.
+void fill_planes_f32(const ConvLayout& l, const float* x, int64_t channels, float* dst) {
+  const int64_t H = l.in[0], W = l.in[1], PS = l.plane_size();
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t rh = 0; rh < l.stride[0]; ++rh) {
+      for (int64_t rw = 0; rw < l.stride[1]; ++rw) {
+        float* plane = dst + (c * l.planes() + rh * l.stride[1] + rw) * PS;
+        for (int64_t jh = 0; jh < l.J[0]; ++jh) {
+          float* d = plane + jh * l.J[1];
+          const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
+          if (ih < 0 || ih >= H) {
+            std::fill(d, d + l.J[1], 0.0f);
+            continue;
+          }
+          const float* row = x + (c * H + ih) * W;
+          const int64_t first = rw - l.pad[1];
+          if (l.stride[1] == 1) {
+            const int64_t lo = std::clamp<int64_t>(-first, 0, l.J[1]), hi = std::clamp<int64_t>(W - first, lo, l.J[1]);
+            std::fill(d, d + lo, 0.0f);
+            std::memcpy(d + lo, row + first + lo, static_cast<size_t>(hi - lo) * sizeof(float));
+            std::fill(d + hi, d + l.J[1], 0.0f);
+          } else {
+            for (int64_t jw = 0; jw < l.J[1]; ++jw) {
+              const int64_t iw = jw * l.stride[1] + first;
+              d[jw] = iw >= 0 && iw < W ? row[iw] : 0.0f;
+            }
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// fp32 convolution
+
+ConvF32Fast::ConvF32Fast(Isa isa, const ConvParams& p, const float* weights)
+    : isa_(isa), name_(conv_f32_row_name(isa)), fn_(conv_f32_row_fn(isa)) {
+  m_ = p.out_channels;
+  group_ = p.group;
+  mg_ = m_ / group_;
+  cg_ = p.in_channels / group_;
+  kernel_[0] = p.spatial_rank == 1 ? 1 : p.kernel[0];
+  kernel_[1] = p.spatial_rank == 1 ? p.kernel[0] : p.kernel[1];
+  mr_ = conv_f32_block_rows(isa_level(isa), mg_);
+  const int64_t k = cg_ * kernel_[0] * kernel_[1];
+  const int64_t blocks = (mg_ + mr_ - 1) / mr_;
+  packed_.assign(static_cast<size_t>(group_ * blocks * k * mr_), 0.0f);
+  for (int64_t g = 0; g < group_; ++g)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t kk = 0; kk < k; ++kk)
+        for (int i = 0; i < mr_; ++i) {
+          const int64_t m = b * mr_ + i;
+          if (m >= mg_) continue;
+          packed_[static_cast<size_t>(((g * blocks + b) * k + kk) * mr_ + i)] = weights[(g * mg_ + m) * k + kk];
+        }
+}
+
+void ConvF32Fast::run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
+                      const float* scale) const {
+  const ConvLayout l = conv_layout(p, true);
+  const int64_t in_image = p.in_channels * l.in[0] * l.in[1];
+  if (l.direct) {
+    run_planes(p, l, src, in_image, ep, dst, threads, scale);
+    return;
+  }
+  const int64_t out_image = p.out_channels * l.out[0] * l.out[1];
+  const int64_t plane_elems = p.in_channels * l.planes() * l.plane_size();
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(plane_elems) * sizeof(float));
+  float* planes = lease.as<float>();
+  ConvParams one = p;
+  one.batch = 1;
+  for (int64_t n = 0; n < p.batch; ++n) {
+    fill_planes_f32(l, src + n * in_image, p.in_channels, planes);
+    ConvF32Epilogue e = ep;
+    if (e.residual) e.residual += n * out_image;
+    run_planes(one, l, planes, plane_elems, e, dst + n * out_image, threads, scale);
+  }
+}
+
+void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const float* planes, int64_t image_stride,
+                             const ConvF32Epilogue& ep, float* dst, int threads, const float* scale) const {
+  const int64_t PS = l.plane_size(), OH = l.out[0], OW = l.out[1];
+  const int64_t k = cg_ * kernel_[0] * kernel_[1];
+  std::vector<int64_t> k_off(static_cast<size_t>(k));
+  for (int64_t c = 0, i = 0; c < cg_; ++c)
+    for (int64_t kh = 0; kh < kernel_[0]; ++kh)
+      for (int64_t kw = 0; kw < kernel_[1]; ++kw) k_off[static_cast<size_t>(i++)] = c * l.planes() * PS + l.tap_offset(kh, kw);
+  const int64_t blocks = (mg_ + mr_ - 1) / mr_;
+  const int64_t units = p.batch * group_ * OH;
+  const double macs = static_cast<double>(p.batch) * m_ * OH * OW * k;
+  parallel_for(useful_threads(threads, macs), units, [&](int64_t begin, int64_t end) {
+    for (int64_t u = begin; u < end; ++u) {
+      const int64_t n = u / (group_ * OH), g = (u / OH) % group_, oh = u % OH;
+      ConvF32Row r;
+      r.src = planes + n * image_stride + g * cg_ * l.planes() * PS + oh * l.J[1];
+      r.k_off = k_off.data();
+      r.k = k;
+      r.n = OW;
+      r.w = packed_.data() + g * blocks * k * mr_;
+      r.mr = mr_;
+      r.m = mg_;
+      r.scale = scale ? scale + g * mg_ : nullptr;
+      r.bias = ep.bias ? ep.bias + g * mg_ : nullptr;
+      const int64_t out_off = ((n * m_ + g * mg_) * OH + oh) * OW;
+      r.dst = dst + out_off;
+      r.ld_dst = OH * OW;
+      r.res = ep.residual ? ep.residual + out_off : nullptr;
+      r.ld_res = OH * OW;
+      r.clamp = ep.clamp;
+      r.lo = ep.lo;
+      r.hi = ep.hi;
+      fn_(r);
+    }
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integer convolution
+
+std::string QConvFast::declines(const ConvParams& p, const QWeights& w) {
+  std::string why = conv_fast_declines(p);
+  if (!why.empty()) return why;
+  const int64_t mg = p.out_channels / p.group, k = p.in_channels / p.group * p.kernel[0] *
+                                                        (p.spatial_rank == 2 ? p.kernel[1] : 1);
+  int32_t max_abs = 0;
+  bool fits = true;
+  effective_weights(w, p.out_channels, k, true, &max_abs, &fits);
+  (void)mg;
+  if (!fits) return "w - w_zero_point leaves the int8 range";
+  return "";
+}
+
+QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa), name_("") {
+  m_ = p.out_channels;
+  group_ = p.group;
+  mg_ = m_ / group_;
+  cg_ = p.in_channels / group_;
+  kernel_[0] = p.spatial_rank == 1 ? 1 : p.kernel[0];
+  kernel_[1] = p.spatial_rank == 1 ? p.kernel[0] : p.kernel[1];
+  const int64_t taps = kernel_[0] * kernel_[1], k = cg_ * taps;
+  int32_t max_abs = 0;
+  const std::vector<int32_t> e = effective_weights(w, m_, k, true, &max_abs);
+  wsum_.assign(static_cast<size_t>(m_), 0);
+  for (int64_t m = 0; m < m_; ++m) {
+    uint32_t s = 0;
+    for (int64_t i = 0; i < k; ++i) s += static_cast<uint32_t>(e[static_cast<size_t>(m * k + i)]);
+    wsum_[static_cast<size_t>(m)] = static_cast<int32_t>(s);
+  }
+  q_kernel_for(isa, &tile_fn_, &layout_, &name_);
+  // How much of a tile does useful work: channels fill lanes in blocks of nb, input channels
+  // fill k-steps in groups of kg. Depthwise convolutions (one channel in and out per group)
+  // would use 1/64 of a VNNI tile; they, and other thin shapes, accumulate in fp32 instead,
+  // which is exact while every partial sum stays below 2^24 (each product is at most
+  // 255 * max|w - zw|).
+  const double occupancy = static_cast<double>(mg_) / static_cast<double>(round_up(mg_, layout_.nb)) *
+                           static_cast<double>(cg_) / static_cast<double>(round_up(cg_, layout_.kg));
+  const double exact_bound = static_cast<double>(k) * 255.0 * static_cast<double>(std::max(max_abs, 1));
+  const double vnni_gain = isa == Isa::Avx512Vnni ? 4.0 : 2.0;
+  via_f32_ = exact_bound < 16777216.0 && occupancy * vnni_gain < 1.0;
+  if (via_f32_) {
+    std::vector<float> wf(e.begin(), e.end());
+    f32_ = std::make_unique<ConvF32Fast>(isa, p, wf.data());
+    name_ = isa == Isa::Ref ? "qconv_exact_f32_ref" : isa == Isa::Avx2 ? "qconv_exact_f32_avx2_fma" : "qconv_exact_f32_avx512";
+    return;
+  }
+  cgp_ = round_up(cg_, layout_.kg);
+  ksteps_ = taps * cgp_ / layout_.kg;
+  const int64_t nb = layout_.nb, kg = layout_.kg;
+  const int64_t blocks = (mg_ + nb - 1) / nb;
+  packed_.assign(static_cast<size_t>(group_ * blocks * ksteps_ * nb * kg * layout_.w_bytes), 0);
+  for (int64_t g = 0; g < group_; ++g)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t qd = 0; qd < cgp_ / kg; ++qd) {
+          const int64_t j = t * (cgp_ / kg) + qd;
+          for (int64_t i = 0; i < nb; ++i) {
+            const int64_t m = b * nb + i;
+            if (m >= mg_) continue;
+            for (int64_t u = 0; u < kg; ++u) {
+              const int64_t c = qd * kg + u;
+              if (c >= cg_) continue;
+              const int32_t v = e[static_cast<size_t>((g * mg_ + m) * k + c * taps + t)];
+              put_weight(packed_, layout_, static_cast<size_t>((((g * blocks + b) * ksteps_ + j) * nb + i) * kg + u), v);
+            }
+          }
+        }
+}
+
+void QConvFast::run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
+  if (via_f32_)
+    run_via_f32(p, x, y, threads);
+  else
+    run_tiles(p, x, y, threads);
+}
+
+void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
+  const ConvLayout l = conv_layout(p, false);
+  const int64_t H = l.in[0], W = l.in[1], OH = l.out[0], OW = l.out[1], PS = l.plane_size();
+  const int64_t planes = l.planes();
+  const int64_t ab = layout_.act_bytes;
+  const int64_t group_elems = planes * PS * cgp_;  // activation elements per group and image
+  const uint8_t zp_u8 = static_cast<uint8_t>(kernel_zero_point(x));
+  const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
+  const PackNhwcU8Fn pack_u8 = pack_u8_fn(isa_);
+  const PackNhwcS16Fn pack_s16 = pack_s16_fn(isa_);
+
+  // Per-channel correction: zx * sum(w - zw), less the int32 bias when requantising.
+  std::vector<int32_t> corr(static_cast<size_t>(m_));
+  const bool requant = y.kind == QEpilogueKind::RequantU8 || y.kind == QEpilogueKind::RequantS8;
+  for (int64_t m = 0; m < m_; ++m) {
+    uint32_t c = static_cast<uint32_t>(zp_u8) * static_cast<uint32_t>(wsum_[static_cast<size_t>(m)]);
+    if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[m]);
+    corr[static_cast<size_t>(m)] = static_cast<int32_t>(c);
+  }
+  std::vector<int64_t> k_off(static_cast<size_t>(ksteps_));
+  for (int64_t kh = 0, j = 0; kh < kernel_[0]; ++kh)
+    for (int64_t kw = 0; kw < kernel_[1]; ++kw)
+      for (int64_t qd = 0; qd < cgp_ / layout_.kg; ++qd)
+        k_off[static_cast<size_t>(j++)] = l.tap_offset(kh, kw) * cgp_ + qd * layout_.kg;
+
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(group_ * group_elems * ab));
+  uint8_t* buf = lease.as<uint8_t>();
+  const size_t in_bytes = input_elem_bytes(x.kind);
+  const int64_t nb = layout_.nb, blocks = (mg_ + nb - 1) / nb;
+  const size_t ob = out_bytes(y.kind);
+  const int64_t k = cg_ * kernel_[0] * kernel_[1];
+  const int eff_threads = useful_threads(threads, static_cast<double>(m_) * OH * OW * k / 4.0);
+
+  for (int64_t n = 0; n < p.batch; ++n) {
+    // 1. Input rows -> position-major planes (quantising fp32 input on the way).
+    const int64_t rows = group_ * planes * l.J[0];
+    parallel_for(eff_threads, rows, [&](int64_t begin, int64_t end) {
+      std::vector<uint8_t> tmp(static_cast<size_t>(cg_ * l.J[1]));
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t g = u / (planes * l.J[0]), plane = (u / l.J[0]) % planes, jh = u % l.J[0];
+        const int64_t rh = plane / l.stride[1], rw = plane % l.stride[1];
+        const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
+        const int64_t pos0 = (g * planes + plane) * PS + jh * l.J[1];
+        for (int64_t c = 0; c < cg_; ++c) {
+          uint8_t* t = tmp.data() + c * l.J[1];
+          if (ih < 0 || ih >= H) {
+            std::memset(t, zp_u8, static_cast<size_t>(l.J[1]));
+            continue;
+          }
+          const int64_t ch = g * cg_ + c;
+          const void* row = static_cast<const uint8_t*>(x.data) +
+                            static_cast<size_t>(((n * p.in_channels + ch) * H + ih) * W) * in_bytes;
+          source_row_u8(x, row, W, rw - l.pad[1], l.stride[1], l.J[1], zp_u8, quantize, t);
+        }
+        if (ab == 1)
+          pack_u8(tmp.data(), l.J[1], cg_, cgp_, l.J[1], 0, buf + pos0 * cgp_, cgp_);
+        else
+          pack_s16(tmp.data(), l.J[1], cg_, cgp_, l.J[1], 0, reinterpret_cast<int16_t*>(buf) + pos0 * cgp_, cgp_);
+      }
+    });
+    // 2. Output rows.
+    parallel_for(eff_threads, group_ * OH, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t g = u / OH, oh = u % OH;
+        QTileRows t;
+        t.src = buf + (g * group_elems + oh * l.J[1] * cgp_) * ab;
+        t.step = cgp_;
+        t.k_off = k_off.data();
+        t.ksteps = ksteps_;
+        t.n = OW;
+        t.w = packed_.data() + g * blocks * ksteps_ * nb * layout_.kg * layout_.w_bytes;
+        t.m = mg_;
+        t.kind = y.kind;
+        t.corr = corr.data() + g * mg_;
+        t.scale = y.scale ? y.scale + g * mg_ : nullptr;
+        t.bias = y.bias ? y.bias + g * mg_ : nullptr;
+        const int64_t out_off = ((n * m_ + g * mg_) * OH + oh) * OW;
+        t.res = y.residual ? y.residual + out_off : nullptr;
+        t.ld_res = OH * OW;
+        t.clamp = y.clamp;
+        t.lo = y.lo;
+        t.hi = y.hi;
+        t.zero_point = y.zero_point;
+        t.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
+        t.ld_dst = OH * OW;
+        t.channel_major = true;
+        tile_fn_(t);
+      }
+    });
+  }
+}
+
+void QConvFast::run_via_f32(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
+  const ConvLayout l = conv_layout(p, false);
+  const int64_t H = l.in[0], W = l.in[1], OH = l.out[0], OW = l.out[1], PS = l.plane_size();
+  const int64_t planes = l.planes();
+  const int32_t zp = kernel_zero_point(x);
+  const uint8_t zp_u8 = static_cast<uint8_t>(zp);
+  const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
+  const int64_t plane_elems = p.in_channels * planes * PS;
+  const int64_t out_image = m_ * OH * OW;
+  const size_t in_bytes = input_elem_bytes(x.kind);
+  const bool to_float = y.kind == QEpilogueKind::Dequant;
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(plane_elems) * sizeof(float));
+  ScratchCache::Lease acc_lease(scratch2_, to_float ? 0 : static_cast<size_t>(out_image) * sizeof(float));
+  float* buf = lease.as<float>();
+  float* acc = acc_lease.as<float>();
+  const int64_t k = cg_ * kernel_[0] * kernel_[1];
+  const int eff_threads = useful_threads(threads, static_cast<double>(m_) * OH * OW * k);
+  ConvParams one = p;
+  one.batch = 1;
+  for (int64_t n = 0; n < p.batch; ++n) {
+    // Planes of (x - zx) as exact small integers in fp32, padding 0.
+    const int64_t rows = p.in_channels * planes * l.J[0];
+    parallel_for(eff_threads, rows, [&](int64_t begin, int64_t end) {
+      std::vector<uint8_t> tmp(static_cast<size_t>(l.J[1]));
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t c = u / (planes * l.J[0]), plane = (u / l.J[0]) % planes, jh = u % l.J[0];
+        const int64_t rh = plane / l.stride[1], rw = plane % l.stride[1];
+        const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
+        float* d = buf + (c * planes + plane) * PS + jh * l.J[1];
+        if (ih < 0 || ih >= H) {
+          std::fill(d, d + l.J[1], 0.0f);
+          continue;
+        }
+        const void* row = static_cast<const uint8_t*>(x.data) +
+                          static_cast<size_t>(((n * p.in_channels + c) * H + ih) * W) * in_bytes;
+        source_row_u8(x, row, W, rw - l.pad[1], l.stride[1], l.J[1], zp_u8, quantize, tmp.data());
+        for (int64_t j = 0; j < l.J[1]; ++j) d[j] = static_cast<float>(static_cast<int32_t>(tmp[static_cast<size_t>(j)]) - zp);
+      }
+    });
+    if (to_float) {
+      ConvF32Epilogue ep;
+      ep.bias = y.bias;
+      ep.residual = y.residual ? y.residual + n * out_image : nullptr;
+      ep.clamp = y.clamp;
+      ep.lo = y.lo;
+      ep.hi = y.hi;
+      f32_->run_planes(one, l, buf, plane_elems, ep, static_cast<float*>(y.dst) + n * out_image, eff_threads, y.scale);
+      continue;
+    }
+    f32_->run_planes(one, l, buf, plane_elems, ConvF32Epilogue(), acc, eff_threads, nullptr);
+    // The sums are exact integers; finish in int32 (wrapping, like the accumulation).
+    const int64_t plane_out = OH * OW;
+    const bool u8 = y.kind == QEpilogueKind::RequantU8;
+    for (int64_t m = 0; m < m_; ++m) {
+      const float* a = acc + m * plane_out;
+      const int64_t base = n * out_image + m * plane_out;
+      if (y.kind == QEpilogueKind::Int32) {
+        int32_t* d = static_cast<int32_t*>(y.dst) + base;
+        for (int64_t i = 0; i < plane_out; ++i) d[i] = static_cast<int32_t>(a[i]);
+        continue;
+      }
+      const uint32_t bias = y.bias_i32 ? static_cast<uint32_t>(y.bias_i32[m]) : 0u;
+      const float mult = y.scale[m];
+      for (int64_t i = 0; i < plane_out; ++i) {
+        const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(a[i])) + bias);
+        const int32_t q = qmath::requantize(v, mult, y.zero_point, u8 ? 0 : -128, u8 ? 255 : 127);
+        if (u8)
+          static_cast<uint8_t*>(y.dst)[base + i] = static_cast<uint8_t>(q);
+        else
+          static_cast<int8_t*>(y.dst)[base + i] = static_cast<int8_t>(q);
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Integer GEMM
+
+std::string QGemmFast::declines(int64_t k, int64_t n, const QWeights& b, bool b_transposed) {
+  if (k < 1 || n < 1) return "empty matrix";
+  int32_t max_abs = 0;
+  bool fits = true;
+  effective_weights(b, b_transposed ? n : k, b_transposed ? k : n, b_transposed, &max_abs, &fits);
+  if (!fits) return "b - b_zero_point leaves the int8 range";
+  return "";
+}
+
+QGemmFast::QGemmFast(Isa isa, int64_t k, int64_t n, const QWeights& b, bool b_transposed)
+    : isa_(isa), name_(""), tile_fn_(nullptr), k_(k), n_(n) {
+  q_kernel_for(isa, &tile_fn_, &layout_, &name_);
+  int32_t max_abs = 0;
+  // e[kk][nn]; a transposed B ([N, K]) has its zero points per row of the stored matrix.
+  std::vector<int32_t> stored = effective_weights(b, b_transposed ? n : k, b_transposed ? k : n, b_transposed, &max_abs);
+  auto e = [&](int64_t kk, int64_t nn) {
+    return stored[static_cast<size_t>(b_transposed ? nn * k + kk : kk * n + nn)];
+  };
+  wsum_.assign(static_cast<size_t>(n), 0);
+  for (int64_t nn = 0; nn < n; ++nn) {
+    uint32_t s = 0;
+    for (int64_t kk = 0; kk < k; ++kk) s += static_cast<uint32_t>(e(kk, nn));
+    wsum_[static_cast<size_t>(nn)] = static_cast<int32_t>(s);
+  }
+  const int64_t nb = layout_.nb, kg = layout_.kg;
+  kp_ = round_up(k, kg);
+  ksteps_ = kp_ / kg;
+  const int64_t blocks = (n + nb - 1) / nb;
+  packed_.assign(static_cast<size_t>(blocks * ksteps_ * nb * kg * layout_.w_bytes), 0);
+  for (int64_t bl = 0; bl < blocks; ++bl)
+    for (int64_t j = 0; j < ksteps_; ++j)
+      for (int64_t i = 0; i < nb; ++i) {
+        const int64_t nn = bl * nb + i;
+        if (nn >= n) continue;
+        for (int64_t u = 0; u < kg; ++u) {
+          const int64_t kk = j * kg + u;
+          if (kk >= k) continue;
+          put_weight(packed_, layout_, static_cast<size_t>(((bl * ksteps_ + j) * nb + i) * kg + u), e(kk, nn));
+        }
+      }
+  k_off_.resize(static_cast<size_t>(ksteps_));
+  for (int64_t j = 0; j < ksteps_; ++j) k_off_[static_cast<size_t>(j)] = j * kg;
+}
+
+void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_y, int threads) const {
+  if (rows <= 0) return;
+  const int64_t ab = layout_.act_bytes;
+  const uint8_t zp_u8 = static_cast<uint8_t>(kernel_zero_point(a));
+  const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
+  const bool requant = y.kind == QEpilogueKind::RequantU8 || y.kind == QEpilogueKind::RequantS8;
+  std::vector<int32_t> corr(static_cast<size_t>(n_));
+  for (int64_t nn = 0; nn < n_; ++nn) {
+    uint32_t c = static_cast<uint32_t>(zp_u8) * static_cast<uint32_t>(wsum_[static_cast<size_t>(nn)]);
+    if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[nn]);
+    corr[static_cast<size_t>(nn)] = static_cast<int32_t>(c);
+  }
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(rows * kp_ * ab));
+  uint8_t* buf = lease.as<uint8_t>();
+  const size_t in_bytes = input_elem_bytes(a.kind);
+  const size_t ob = out_bytes(y.kind);
+  const int64_t chunk = layout_.nb;  // rows per tile
+  const int64_t chunks = (rows + chunk - 1) / chunk;
+  const int eff = useful_threads(threads, static_cast<double>(rows) * k_ * n_ / 4.0);
+  parallel_for(eff, chunks, [&](int64_t begin, int64_t end) {
+    const int64_t r0 = begin * chunk, r1 = std::min(rows, end * chunk);
+    // Rows of A as kernel values, K padded with zeros (their weights are zero too).
+    for (int64_t r = r0; r < r1; ++r) {
+      const void* row = static_cast<const uint8_t*>(a.data) + static_cast<size_t>(r * k_) * in_bytes;
+      if (ab == 1) {
+        uint8_t* d = buf + r * kp_;
+        source_row_u8(a, row, k_, 0, 1, k_, zp_u8, quantize, d);
+        std::memset(d + k_, 0, static_cast<size_t>(kp_ - k_));
+      } else {
+        int16_t* d = reinterpret_cast<int16_t*>(buf) + r * kp_;
+        uint8_t tmp[256];
+        for (int64_t k0 = 0; k0 < k_; k0 += 256) {
+          const int64_t len = std::min<int64_t>(256, k_ - k0);
+          source_row_u8(a, static_cast<const uint8_t*>(row) + static_cast<size_t>(k0) * in_bytes, len, 0, 1, len, zp_u8,
+                        quantize, tmp);
+          for (int64_t i = 0; i < len; ++i) d[k0 + i] = tmp[i];
+        }
+        for (int64_t i = k_; i < kp_; ++i) d[i] = 0;
+      }
+    }
+    QTileRows t;
+    t.src = buf + r0 * kp_ * ab;
+    t.step = kp_;
+    t.k_off = k_off_.data();
+    t.ksteps = ksteps_;
+    t.n = r1 - r0;
+    t.w = packed_.data();
+    t.m = n_;
+    t.kind = y.kind;
+    t.corr = corr.data();
+    t.scale = y.scale;
+    t.bias = y.bias;
+    t.res = y.residual ? y.residual + r0 * ld_y : nullptr;
+    t.ld_res = ld_y;
+    t.clamp = y.clamp;
+    t.lo = y.lo;
+    t.hi = y.hi;
+    t.zero_point = y.zero_point;
+    t.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(r0 * ld_y) * ob;
+    t.ld_dst = ld_y;
+    t.channel_major = false;
+    tile_fn_(t);
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// fp32 GEMM: lanes are B's columns, the row kernel's "channels" are A's rows (packed per call),
+// its "positions" B's columns; a row bias rides in the residual slot with stride 0.
+
+GemmF32Fast::GemmF32Fast(Isa isa, int64_t k, int64_t n, const float* b, bool b_transposed)
+    : isa_(isa), name_(""), fn_(conv_f32_row_fn(isa)), mr_(1), k_(k), n_(n) {
+  name_ = isa == Isa::Ref ? "sgemm_ref" : isa == Isa::Avx2 ? "sgemm_avx2_fma" : "sgemm_avx512";
+  packed_.resize(static_cast<size_t>(k * n));
+  for (int64_t kk = 0; kk < k; ++kk)
+    for (int64_t nn = 0; nn < n; ++nn)
+      packed_[static_cast<size_t>(kk * n + nn)] = b_transposed ? b[nn * k + kk] : b[kk * n + nn];
+  k_off_.resize(static_cast<size_t>(k));
+  for (int64_t kk = 0; kk < k; ++kk) k_off_[static_cast<size_t>(kk)] = kk * n;
+}
+
+void GemmF32Fast::run(int64_t rows, const float* a, int64_t lda, const float* bias, bool clamp, float lo, float hi,
+                      float* y, int64_t ld_y, int threads) const {
+  if (rows <= 0) return;
+  const int mr = conv_f32_block_rows(isa_level(isa_), rows);
+  const int64_t blocks = (rows + mr - 1) / mr;
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(blocks * mr * k_) * sizeof(float));
+  float* ap = lease.as<float>();
+  const int eff = useful_threads(threads, static_cast<double>(rows) * k_ * n_);
+  parallel_for(eff, blocks, [&](int64_t begin, int64_t end) {
+    for (int64_t bl = begin; bl < end; ++bl) {
+      float* w = ap + bl * k_ * mr;
+      for (int64_t kk = 0; kk < k_; ++kk)
+        for (int i = 0; i < mr; ++i) {
+          const int64_t r = bl * mr + i;
+          w[kk * mr + i] = r < rows ? a[r * lda + kk] : 0.0f;
+        }
+      ConvF32Row r;
+      r.src = packed_.data();
+      r.k_off = k_off_.data();
+      r.k = k_;
+      r.n = n_;
+      r.w = w;
+      r.mr = mr;
+      r.m = std::min<int64_t>(mr, rows - bl * mr);
+      r.dst = y + bl * mr * ld_y;
+      r.ld_dst = ld_y;
+      r.res = bias;
+      r.ld_res = 0;
+      r.clamp = clamp;
+      r.lo = lo;
+      r.hi = hi;
+      fn_(r);
+    }
+  });
+}
+
+}  // namespace tinyq::kernels

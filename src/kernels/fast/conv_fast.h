@@ -1,0 +1,225 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+// Fast fp32 and integer convolutions and integer GEMMs: weights packed once (when an op is
+// prepared), the ISA's micro-kernel chosen once, input re-laid out per run, work split over
+// threads by output rows. The ISA-specific code is in the micro-kernels
+// (kernels/fast/micro_kernels.h); this layer is geometry, packing and loops.
+//
+// Input layout. A convolution tap reads input position o * stride + t * dilation - pad_begin
+// for output position o. Splitting the (padded) input into `stride` phase planes per axis,
+// plane r holding the positions j * stride + r - pad_begin, turns every tap into a contiguous
+// run: tap t reads plane (t * dilation) % stride from element o + (t * dilation) / stride.
+// Padding positions are written into the planes (0 for fp32, the zero point for integers), so
+// the kernels never test bounds. Stride-1 convolutions without padding read their input in
+// place (the "direct" layout).
+//
+// fp32 planes are channel-major ([C][planes][J_h][J_w]: the kernels' lanes are output
+// positions). Integer planes are position-major ([group][planes][J_h][J_w][C_group padded]:
+// the kernels' lanes are output channels and each position's input channels are contiguous,
+// as vpdpbusd wants 4 consecutive k values per lane).
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "kernels/dispatch.h"
+#include "kernels/fast/micro_kernels.h"
+#include "kernels/ref/conv_ref.h"
+
+namespace tinyq::kernels {
+
+/// A reusable scratch buffer: one run at a time reuses it, a concurrent run gets its own.
+class ScratchCache {
+ public:
+  class Lease {
+   public:
+    Lease(ScratchCache& cache, size_t bytes);
+    template <typename T>
+    T* as() const {
+      return reinterpret_cast<T*>(ptr_);
+    }
+
+   private:
+    std::unique_lock<std::mutex> lock_;
+    std::unique_ptr<uint8_t[]> own_;
+    uint8_t* ptr_ = nullptr;
+  };
+
+ private:
+  std::mutex mu_;
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t size_ = 0;
+};
+
+/// Per-axis phase-plane geometry (see the file comment). Axis 0 is H, axis 1 W; a 1-D
+/// convolution has a trivial H axis.
+struct ConvLayout {
+  int64_t in[2] = {1, 1}, out[2] = {1, 1}, stride[2] = {1, 1}, pad[2] = {0, 0};
+  int64_t J[2] = {1, 1};              ///< plane extent per axis
+  int64_t kernel[2] = {1, 1};
+  std::vector<int64_t> tap_plane[2];  ///< per tap: its phase along the axis
+  std::vector<int64_t> tap_q[2];      ///< per tap: its offset inside the plane
+  bool direct = false;                ///< the input itself serves as the (single) plane
+
+  int64_t planes() const { return stride[0] * stride[1]; }
+  int64_t plane_size() const { return J[0] * J[1]; }
+  /// Offset of tap (kh, kw) for output (0, 0), in plane elements (before a channel stride).
+  int64_t tap_offset(int64_t kh, int64_t kw) const {
+    return (tap_plane[0][kh] * stride[1] + tap_plane[1][kw]) * plane_size() + tap_q[0][kh] * J[1] + tap_q[1][kw];
+  }
+};
+
+/// Why the fast convolutions cannot take this geometry ("" when they can): 1-D and 2-D only.
+std::string conv_fast_declines(const ConvParams& p);
+ConvLayout conv_layout(const ConvParams& p, bool allow_direct);
+
+/// Epilogue of an fp32 convolution: y = clamp(acc + bias + residual) (per channel bias; the
+/// residual has the output's shape).
+struct ConvF32Epilogue {
+  const float* bias = nullptr;
+  const float* residual = nullptr;
+  bool clamp = false;
+  float lo = 0.0f, hi = 0.0f;
+};
+
+/// An fp32 convolution with packed weights.
+class ConvF32Fast {
+ public:
+  /// weights: [M, C/group, kernel...] as ONNX lays them out. `isa` picks the row kernel
+  /// (Ref, Avx2 or Avx512 and up).
+  ConvF32Fast(Isa isa, const ConvParams& p, const float* weights);
+  /// dst = epilogue(conv(src)); p must match the construction's channels, group and kernel.
+  /// `scale` (per output channel, or null) multiplies the sum before the bias (the exact
+  /// integer path uses it).
+  void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
+           const float* scale = nullptr) const;
+  /// Same, for an input already laid out as `layout` planes by the caller (the integer path
+  /// writes them while quantising). src holds [C][planes][J_h][J_w] per image, image stride
+  /// `image_stride` elements.
+  void run_planes(const ConvParams& p, const ConvLayout& layout, const float* planes, int64_t image_stride,
+                  const ConvF32Epilogue& ep, float* dst, int threads, const float* scale) const;
+  const char* name() const { return name_; }
+
+ private:
+  Isa isa_;
+  const char* name_;
+  ConvF32RowFn fn_;
+  int mr_;
+  int64_t m_, cg_, mg_, group_, kernel_[2];
+  std::vector<float> packed_;  // [group][block][k][mr]
+  mutable ScratchCache scratch_;
+};
+
+/// Where an integer convolution's or GEMM's input comes from.
+enum class QInputKind { F32, U8, S8 };
+struct QInput {
+  QInputKind kind = QInputKind::U8;
+  const void* data = nullptr;
+  float scale = 1.0f;       ///< F32: quantise with this scale ...
+  int32_t zero_point = 0;   ///< ... and zero point (uint8); U8 / S8: the input's zero point
+};
+
+/// What an integer convolution or GEMM writes (see QEpilogueKind).
+struct QOutput {
+  QEpilogueKind kind = QEpilogueKind::Int32;
+  void* dst = nullptr;
+  const float* scale = nullptr;      ///< per output channel: Dequant scale or Requant multiplier
+  const float* bias = nullptr;       ///< Dequant: float bias per channel, or null
+  const float* residual = nullptr;   ///< Dequant: added before the clamp, or null
+  bool clamp = false;
+  float lo = 0.0f, hi = 0.0f;
+  const int32_t* bias_i32 = nullptr; ///< Requant: int32 bias per channel, or null
+  int32_t zero_point = 0;            ///< Requant
+};
+
+/// Integer weights with their zero points, as an op has them.
+struct QWeights {
+  const void* data = nullptr;
+  bool is_u8 = false;
+  const int32_t* zero_points = nullptr;  ///< null: 0
+  int64_t zp_stride = 0;                 ///< 0: one for all, 1: per output channel / column
+};
+
+/// An integer convolution (ConvInteger, QLinearConv, the fused dynamic-quantisation conv):
+/// sum (w - zw)(x - zx), exact, then the epilogue. Weights with w - zw outside int8 go to
+/// the scalar reference (QConvFast::declines says so).
+class QConvFast {
+ public:
+  static std::string declines(const ConvParams& p, const QWeights& w);
+  QConvFast(Isa isa, const ConvParams& p, const QWeights& w);
+  void run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
+  const char* name() const { return name_; }
+
+ private:
+  void run_tiles(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
+  void run_via_f32(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
+
+  Isa isa_;
+  const char* name_;
+  bool via_f32_ = false;  // exact fp32 accumulation (depthwise-like shapes; see conv_fast.cpp)
+  QTileRowsFn tile_fn_ = nullptr;
+  QKernelLayout layout_{};
+  int64_t m_, cg_, mg_, group_, kernel_[2], cgp_, ksteps_;
+  std::vector<uint8_t> packed_;     // tile weights, [group][block][kstep][nb][kg]
+  std::vector<int32_t> wsum_;       // per output channel: sum of (w - zw)
+  std::unique_ptr<ConvF32Fast> f32_;
+  mutable ScratchCache scratch_, scratch2_;
+};
+
+/// An integer GEMM with constant B [K, N] (MatMulInteger, the fused dynamic-quantisation
+/// MatMul / Gemm): rows of A are the tile kernels' positions, columns of B their channels.
+class QGemmFast {
+ public:
+  static std::string declines(int64_t k, int64_t n, const QWeights& b, bool b_transposed = false);
+  /// b: [K, N] row-major, or [N, K] when `b_transposed` (Gemm's transB).
+  QGemmFast(Isa isa, int64_t k, int64_t n, const QWeights& b, bool b_transposed = false);
+  /// A: [rows, K] row-major (ld = K). F32 inputs are quantised with x.scale / x.zero_point.
+  void run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_y, int threads) const;
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  const char* name() const { return name_; }
+
+ private:
+  Isa isa_;
+  const char* name_;
+  QTileRowsFn tile_fn_;
+  QKernelLayout layout_;
+  int64_t k_, n_, kp_, ksteps_;
+  std::vector<uint8_t> packed_;
+  std::vector<int32_t> wsum_;
+  std::vector<int64_t> k_off_;
+  mutable ScratchCache scratch_;
+};
+
+/// An fp32 GEMM y = act(A * B + bias) with constant B, packed once.
+class GemmF32Fast {
+ public:
+  /// b: [K, N] row-major, or [N, K] when `b_transposed`.
+  GemmF32Fast(Isa isa, int64_t k, int64_t n, const float* b, bool b_transposed);
+  /// A: [rows, K] with row stride lda; y: [rows, N] with row stride ld_y.
+  void run(int64_t rows, const float* a, int64_t lda, const float* bias, bool clamp, float lo, float hi, float* y,
+           int64_t ld_y, int threads) const;
+  const char* name() const { return name_; }
+
+ private:
+  Isa isa_;
+  const char* name_;
+  ConvF32RowFn fn_;
+  int mr_;
+  int64_t k_, n_;
+  std::vector<float> packed_;  // [block of mr columns][k][mr]
+  std::vector<int64_t> k_off_;
+  mutable ScratchCache scratch_;
+};
+
+/// The row kernels and element-wise helpers for an ISA level.
+ConvF32RowFn conv_f32_row_fn(Isa isa);
+const char* conv_f32_row_name(Isa isa);
+MinMaxFn minmax_fn(Isa isa);
+QuantizeU8Fn quantize_u8_fn(Isa isa);
+
+}  // namespace tinyq::kernels

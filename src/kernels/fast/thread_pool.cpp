@@ -1,0 +1,129 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#include "kernels/fast/thread_pool.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <exception>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+namespace tinyq::kernels {
+
+namespace {
+
+thread_local bool t_in_pool_slice = false;
+thread_local int t_threads = 1;
+
+class Pool {
+ public:
+  ~Pool() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : workers_) t.join();
+  }
+
+  void run(int parts, const std::function<void(int)>& part) {
+    std::lock_guard<std::mutex> call_lock(call_mu_);
+    std::unique_lock<std::mutex> lock(mu_);
+    while (static_cast<int>(workers_.size()) < parts - 1) {
+      const int id = static_cast<int>(workers_.size()) + 1;
+      workers_.emplace_back([this, id] { worker(id); });
+    }
+    job_ = &part;
+    parts_ = parts;
+    pending_ = parts - 1;
+    error_ = nullptr;
+    ++generation_;
+    lock.unlock();
+    work_cv_.notify_all();
+    // The caller runs slice 0 itself.
+    std::exception_ptr mine;
+    t_in_pool_slice = true;
+    try {
+      part(0);
+    } catch (...) {
+      mine = std::current_exception();
+    }
+    t_in_pool_slice = false;
+    lock.lock();
+    done_cv_.wait(lock, [this] { return pending_ == 0; });
+    job_ = nullptr;
+    std::exception_ptr err = mine ? mine : error_;
+    lock.unlock();
+    if (err) std::rethrow_exception(err);
+  }
+
+ private:
+  void worker(int id) {
+    uint64_t seen = 0;
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      work_cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      if (id >= parts_) continue;  // this call needs fewer workers
+      const std::function<void(int)>* job = job_;
+      lock.unlock();
+      std::exception_ptr err;
+      t_in_pool_slice = true;
+      try {
+        (*job)(id);
+      } catch (...) {
+        err = std::current_exception();
+      }
+      t_in_pool_slice = false;
+      lock.lock();
+      if (err && !error_) error_ = err;
+      if (--pending_ == 0) done_cv_.notify_one();
+    }
+  }
+
+  std::mutex call_mu_;
+  std::mutex mu_;
+  std::condition_variable work_cv_, done_cv_;
+  std::vector<std::thread> workers_;
+  const std::function<void(int)>* job_ = nullptr;
+  int parts_ = 0;
+  int pending_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::exception_ptr error_;
+};
+
+Pool& pool() {
+  static Pool p;
+  return p;
+}
+
+}  // namespace
+
+void parallel_for(int threads, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+  if (n <= 0) return;
+  const int parts = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n));
+  if (parts <= 1 || t_in_pool_slice) {
+    fn(0, n);
+    return;
+  }
+  pool().run(parts, [&](int i) {
+    const int64_t begin = n * i / parts, end = n * (i + 1) / parts;
+    if (begin < end) fn(begin, end);
+  });
+}
+
+int current_threads() { return t_threads; }
+
+ThreadScope::ThreadScope(int threads) : previous_(t_threads) { t_threads = std::max(1, threads); }
+ThreadScope::~ThreadScope() { t_threads = previous_; }
+
+int useful_threads(int threads, double work, double min_work_per_thread) {
+  if (threads <= 1) return 1;
+  const double by_work = work / min_work_per_thread;
+  return static_cast<int>(std::max(1.0, std::min<double>(threads, by_work)));
+}
+
+}  // namespace tinyq::kernels

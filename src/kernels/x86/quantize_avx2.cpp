@@ -1,0 +1,151 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+//
+// The element-wise steps around the integer kernels, for AVX2: the range scan of
+// DynamicQuantizeLinear, float -> uint8 quantisation, and the uint8 NCHW -> NHWC packing of
+// the integer convolution's input. Compiled with -mavx2 -mfma (kernels_x86.cmake); each gives
+// the same bytes as its portable version (kernels/fast/micro_ref.cpp, kernels/ref/qlinear_ref).
+
+#include <immintrin.h>
+
+#include <cmath>
+#include <limits>
+
+#include "common/qmath.h"
+#include "kernels/fast/micro_kernels.h"
+
+namespace tinyq::kernels {
+
+void minmax_f32_avx2(const float* src, int64_t n, float* lo_out, float* hi_out) {
+  const float inf = std::numeric_limits<float>::infinity();
+  __m256 lo = _mm256_set1_ps(inf), hi = _mm256_set1_ps(-inf);
+  __m256 lo2 = lo, hi2 = hi;
+  int64_t i = 0;
+  // min/max return their second operand when either is NaN, so putting the running value
+  // second skips NaNs, as the reference's comparisons do.
+  for (; i + 16 <= n; i += 16) {
+    const __m256 a = _mm256_loadu_ps(src + i), b = _mm256_loadu_ps(src + i + 8);
+    lo = _mm256_min_ps(a, lo);
+    hi = _mm256_max_ps(a, hi);
+    lo2 = _mm256_min_ps(b, lo2);
+    hi2 = _mm256_max_ps(b, hi2);
+  }
+  lo = _mm256_min_ps(lo, lo2);
+  hi = _mm256_max_ps(hi, hi2);
+  alignas(32) float l[8], h[8];
+  _mm256_store_ps(l, lo);
+  _mm256_store_ps(h, hi);
+  float a = inf, b = -inf;
+  for (int k = 0; k < 8; ++k) {
+    if (l[k] < a) a = l[k];
+    if (h[k] > b) b = h[k];
+  }
+  for (; i < n; ++i) {
+    if (src[i] < a) a = src[i];
+    if (src[i] > b) b = src[i];
+  }
+  if (a > b) a = b = 0.0f;
+  *lo_out = a;
+  *hi_out = b;
+}
+
+void quantize_f32_u8_avx2(const float* src, int64_t n, float scale, int32_t zero_point, uint8_t* dst) {
+  const __m256 s = _mm256_set1_ps(scale);
+  // Clamp to [0 - zp, 255 - zp] before the conversion (integer bounds, so clamping before or
+  // after rounding agrees); max first turns NaN into the low bound (qmath: NaN -> qmin).
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(-zero_point));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(255 - zero_point));
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      // Division, not a reciprocal multiply: QuantizeLinear divides, and so does ONNX Runtime.
+      __m256 y = _mm256_div_ps(_mm256_loadu_ps(src + i + 8 * k), s);
+      y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+      q[k] = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);  // rounds half to even
+    }
+    const __m256i ab = _mm256_packs_epi32(q[0], q[1]), cd = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
+  }
+  for (; i < n; ++i) dst[i] = static_cast<uint8_t>(qmath::quantize(src[i], scale, zero_point, 0, 255));
+}
+
+namespace {
+
+// 16 rows of 16 bytes -> 16 columns: x[r] byte c becomes x[c] byte r.
+inline void transpose16x16_u8(__m128i x[16]) {
+  __m128i t[16], u[16], v0[8], v1[8];
+  for (int i = 0; i < 8; ++i) {
+    t[i] = _mm_unpacklo_epi8(x[2 * i], x[2 * i + 1]);      // word p: rows 2i, 2i+1 at column p
+    t[8 + i] = _mm_unpackhi_epi8(x[2 * i], x[2 * i + 1]);  // columns 8 + p
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int j = 0; j < 4; ++j) {
+      u[h + 2 * j] = _mm_unpacklo_epi16(t[h + 2 * j], t[h + 2 * j + 1]);      // dword q: column h+q, rows 4j..4j+3
+      u[h + 2 * j + 1] = _mm_unpackhi_epi16(t[h + 2 * j], t[h + 2 * j + 1]);  // column h+4+q
+    }
+  }
+  for (int h = 0; h < 16; h += 8) {
+    for (int s = 0; s < 2; ++s) {
+      const int pair = (h + 4 * s) / 2;
+      for (int e = 0; e < 2; ++e) {
+        const __m128i a = u[h + 4 * e + s], b = u[h + 4 * e + 2 + s];
+        // qword r: column h+4s+r (lo) or h+4s+2+r (hi), rows 8e..8e+7
+        (e == 0 ? v0 : v1)[pair] = _mm_unpacklo_epi32(a, b);
+        (e == 0 ? v0 : v1)[pair + 1] = _mm_unpackhi_epi32(a, b);
+      }
+    }
+  }
+  for (int pair = 0; pair < 8; ++pair) {
+    x[2 * pair] = _mm_unpacklo_epi64(v0[pair], v1[pair]);
+    x[2 * pair + 1] = _mm_unpackhi_epi64(v0[pair], v1[pair]);
+  }
+}
+
+template <typename T>
+void pack_nhwc(const uint8_t* src, int64_t ld_src, int64_t channels, int64_t pad_to, int64_t n, uint8_t flip,
+               T* dst, int64_t step) {
+  const __m128i f = _mm_set1_epi8(static_cast<char>(flip));
+  const int64_t c_full = channels / 16 * 16, p_full = n / 16 * 16;
+  for (int64_t c0 = 0; c0 < c_full; c0 += 16) {
+    for (int64_t p0 = 0; p0 < p_full; p0 += 16) {
+      __m128i x[16];
+      for (int r = 0; r < 16; ++r)
+        x[r] = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + (c0 + r) * ld_src + p0)), f);
+      transpose16x16_u8(x);
+      for (int q = 0; q < 16; ++q) {
+        T* d = dst + (p0 + q) * step + c0;
+        if constexpr (sizeof(T) == 1) {
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(d), x[q]);
+        } else {
+          _mm256_storeu_si256(reinterpret_cast<__m256i*>(d), _mm256_cvtepu8_epi16(x[q]));
+        }
+      }
+    }
+    for (int64_t p = p_full; p < n; ++p)
+      for (int64_t c = c0; c < c0 + 16; ++c)
+        dst[p * step + c] = static_cast<T>(static_cast<uint8_t>(src[c * ld_src + p] ^ flip));
+  }
+  for (int64_t p = 0; p < n; ++p) {
+    T* d = dst + p * step;
+    for (int64_t c = c_full; c < channels; ++c) d[c] = static_cast<T>(static_cast<uint8_t>(src[c * ld_src + p] ^ flip));
+    for (int64_t c = channels; c < pad_to; ++c) d[c] = 0;
+  }
+}
+
+}  // namespace
+
+void pack_nhwc_u8_avx2(const uint8_t* src, int64_t ld_src, int64_t channels, int64_t pad_to, int64_t n, uint8_t flip,
+                       uint8_t* dst, int64_t step) {
+  pack_nhwc(src, ld_src, channels, pad_to, n, flip, dst, step);
+}
+
+void pack_nhwc_s16_avx2(const uint8_t* src, int64_t ld_src, int64_t channels, int64_t pad_to, int64_t n, uint8_t flip,
+                        int16_t* dst, int64_t step) {
+  pack_nhwc(src, ld_src, channels, pad_to, n, flip, dst, step);
+}
+
+}  // namespace tinyq::kernels

@@ -1,0 +1,249 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+//
+// FusedConv and DynQConv (see fused_ops.h): convolutions with their bias, residual Add and
+// activation folded into the kernels' epilogue; DynQConv also quantises its input itself, as
+// the DynamicQuantizeLinear it replaces did.
+
+#include <cmath>
+#include <limits>
+
+#include "common/qmath.h"
+#include "kernels/fast/select.h"
+#include "kernels/fast/thread_pool.h"
+#include "kernels/ref/conv_ref.h"
+#include "kernels/ref/qconv_ref.h"
+#include "kernels/ref/qlinear_ref.h"
+#include "runtime/ops/nn_common.h"
+#include "runtime/ops/op_support.h"
+#include "runtime/passes/fused_common.h"
+
+namespace tinyq::rt::passes {
+
+Activation parse_activation(const OpContext& ctx) {
+  Activation a;
+  const std::string kind = ctx.node.attr_string("activation", "");
+  if (kind.empty()) return a;
+  a.on = true;
+  if (kind == "relu") {
+    a.lo = 0.0f;
+    a.hi = std::numeric_limits<float>::infinity();
+  } else if (kind == "clip") {
+    a.lo = ctx.node.attr_float("clip_min", std::numeric_limits<float>::lowest());
+    a.hi = ctx.node.attr_float("clip_max", std::numeric_limits<float>::max());
+  } else {
+    ctx.fail("unknown activation '" + kind + "'");
+  }
+  return a;
+}
+
+namespace {
+
+kernels::QConvAttrs conv_attrs(const OpContext& ctx) {
+  const nn::WindowAttrs w = nn::parse_window_attrs(ctx, false);
+  kernels::QConvAttrs a;
+  a.kernel_shape = w.kernel_shape;
+  a.strides = w.strides;
+  a.dilations = w.dilations;
+  a.pads = w.pads;
+  a.auto_pad = w.auto_pad;
+  a.group = ctx.node.attr_int("group", 1);
+  if (a.group < 1) ctx.fail("group must be at least 1, is " + std::to_string(a.group));
+  return a;
+}
+
+kernels::ConvParams resolve(const kernels::QConvAttrs& attrs, const Shape& x, const Shape& w) {
+  kernels::ConvParams p;
+  std::string why;
+  if (!kernels::qconv_resolve(attrs, x, w, &p, &why))
+    throw Error(why + " (input " + shape_to_string(x) + ", weights " + shape_to_string(w) + ")");
+  return p;
+}
+
+Shape conv_out_shape(const kernels::ConvParams& p) {
+  Shape s{p.batch, p.out_channels};
+  for (int a = 0; a < p.spatial_rank; ++a) s.push_back(p.out_size[a]);
+  return s;
+}
+
+const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
+  const Tensor* t = ctx.constant(i);
+  if (!t) ctx.fail(std::string(what) + " must be constant");
+  return *t;
+}
+
+// --------------------------------------------------------------------------------------------
+
+class FusedConvOp final : public Op {
+ public:
+  explicit FusedConvOp(const OpContext& ctx) : attrs_(conv_attrs(ctx)), act_(parse_activation(ctx)) {
+    check_arity(ctx, 2, 4, 1, 1);
+    w_ = constant_input(ctx, 1, "W");
+    if (w_.dtype() != DType::F32 || w_.rank() < 3 || w_.rank() > 5) ctx.fail("W must be a float [M, C/group, k...] tensor");
+    if (w_.dim(0) % attrs_.group != 0) ctx.fail("output channels do not split into the groups");
+    if (ctx.node.has_input(2)) {
+      b_ = constant_input(ctx, 2, "B");
+      if (b_.dtype() != DType::F32 || b_.numel() != w_.dim(0)) ctx.fail("B must hold one float per output channel");
+    }
+    has_res_ = ctx.node.has_input(3);
+    fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group), w_.data<float>(), true);
+  }
+
+  void run(const OpInputs& in, std::vector<Tensor>& out) override {
+    const Tensor& x = nn::f32_input(in[0], "input X");
+    const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
+    Tensor y(DType::F32, conv_out_shape(p));
+    const Tensor* r = has_res_ ? in[3] : nullptr;
+    if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
+    const bool res_fused = r && r->shape() == y.shape();
+    const float* bias = b_.empty() ? nullptr : b_.data<float>();
+    const bool act_now = act_.on && (!r || res_fused);
+    if (fast_) {
+      kernels::ConvF32Epilogue ep;
+      ep.bias = bias;
+      ep.residual = res_fused ? r->data<float>() : nullptr;
+      ep.clamp = act_now;
+      ep.lo = act_.lo;
+      ep.hi = act_.hi;
+      fast_->run(p, x.data<float>(), ep, y.data<float>(), kernels::current_threads());
+    } else {
+      kernels::conv_f32_ref(p, x.data<float>(), w_.data<float>(), bias, y.data<float>());
+      float* py = y.data<float>();
+      if (res_fused)
+        for (int64_t i = 0; i < y.numel(); ++i) py[i] = py[i] + r->data<float>()[i];
+      if (act_now) apply_activation(py, y.numel(), act_);
+    }
+    out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
+  }
+
+ private:
+  kernels::QConvAttrs attrs_;
+  Activation act_;
+  Tensor w_, b_;
+  bool has_res_ = false;
+  std::shared_ptr<const kernels::ConvF32Fast> fast_;
+};
+
+// --------------------------------------------------------------------------------------------
+
+class DynQConvOp final : public Op {
+ public:
+  explicit DynQConvOp(const OpContext& ctx) : attrs_(conv_attrs(ctx)), act_(parse_activation(ctx)) {
+    check_arity(ctx, 4, 6, 1, 1);
+    w_ = constant_input(ctx, 1, "W");
+    if ((w_.dtype() != DType::I8 && w_.dtype() != DType::U8) || w_.rank() < 3 || w_.rank() > 5)
+      ctx.fail("W must be an 8-bit [M, C/group, k...] tensor");
+    const int64_t m = w_.dim(0);
+    if (m % attrs_.group != 0) ctx.fail("output channels do not split into the groups");
+    w_zp_.assign(1, 0);
+    if (ctx.node.has_input(2)) {
+      const Tensor& z = constant_input(ctx, 2, "w_zero_point");
+      if (z.dtype() != w_.dtype() || (z.numel() != 1 && z.numel() != m)) ctx.fail("w_zero_point must be W's type, 1 or M values");
+      w_zp_.clear();
+      dispatch_types<uint8_t, int8_t>(z.dtype(), [&](auto tag) {
+        using T = decltype(tag);
+        for (int64_t i = 0; i < z.numel(); ++i) w_zp_.push_back(z.data<T>()[i]);
+      });
+    }
+    try {
+      w_scale_ = per_axis_values(constant_input(ctx, 3, "w_scale"), m, "w_scale");
+      if (ctx.node.has_input(4)) bias_ = per_axis_values(constant_input(ctx, 4, "B"), m, "B");
+    } catch (const Error& e) {
+      ctx.fail(e.what());
+    }
+    scale_shape_ = ctx.constant(3)->shape();
+    if (ctx.node.has_input(4)) bias_shape_ = ctx.constant(4)->shape();
+    has_res_ = ctx.node.has_input(5);
+    kernels::QWeights qw;
+    qw.data = w_.raw();
+    qw.is_u8 = w_.dtype() == DType::U8;
+    qw.zero_points = w_zp_.data();
+    qw.zp_stride = w_zp_.size() == 1 ? 0 : 1;
+    fast_ = kernels::select_qconv(kernels::weight_geometry(w_.shape(), attrs_.group), qw, true);
+    minmax_ = kernels::minmax_fn(kernels::elementwise_isa());
+  }
+
+  void run(const OpInputs& in, std::vector<Tensor>& out) override {
+    const Tensor& x = *in[0];
+    if (x.dtype() != DType::F32) throw Error(std::string("x must be float, is ") + dtype_name(x.dtype()));
+    const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
+    // DynamicQuantizeLinear's parameters, then the scale product the graph's Mul computed.
+    float lo = 0.0f, hi = 0.0f;
+    minmax_(x.data<float>(), x.numel(), &lo, &hi);
+    const qmath::QParams q = qmath::dynamic_qparams_uint8(lo, hi);
+    std::vector<float> scale(w_scale_.size());
+    for (size_t c = 0; c < scale.size(); ++c) scale[c] = q.scale * w_scale_[c];
+    Shape shape = conv_out_shape(p);
+    shape = broadcast_shapes(shape, scale_shape_);
+    if (!bias_.empty()) shape = broadcast_shapes(shape, bias_shape_);
+    Tensor y(DType::F32, shape);
+    const Tensor* r = has_res_ ? in[5] : nullptr;
+    if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
+    const bool res_fused = r && r->shape() == y.shape();
+    const bool act_now = act_.on && (!r || res_fused);
+    if (fast_) {
+      kernels::QInput qi;
+      qi.kind = kernels::QInputKind::F32;
+      qi.data = x.data<float>();
+      qi.scale = q.scale;
+      qi.zero_point = q.zero_point;
+      kernels::QOutput qo;
+      qo.kind = kernels::QEpilogueKind::Dequant;
+      qo.dst = y.data<float>();
+      qo.scale = scale.data();
+      qo.bias = bias_.empty() ? nullptr : bias_.data();
+      qo.residual = res_fused ? r->data<float>() : nullptr;
+      qo.clamp = act_now;
+      qo.lo = act_.lo;
+      qo.hi = act_.hi;
+      fast_->run(p, qi, qo, kernels::current_threads());
+    } else {
+      run_reference(p, x, q, scale, y, res_fused ? r : nullptr, act_now);
+    }
+    out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
+  }
+
+ private:
+  // The unfused chain with the scalar reference kernels (weights whose w - zw leave int8).
+  void run_reference(const kernels::ConvParams& p, const Tensor& x, const qmath::QParams& q,
+                     const std::vector<float>& scale, Tensor& y, const Tensor* r, bool act_now) const {
+    std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
+    kernels::QAxisLayout l;
+    l.inner = x.numel();
+    kernels::quantize_f32_u8_ref(x.data<float>(), l, &q.scale, &q.zero_point, xq.data());
+    std::vector<int32_t> acc(static_cast<size_t>(y.numel()));
+    std::vector<uint8_t> scratch(static_cast<size_t>(kernels::qconv_scratch_size(p)));
+    const int64_t zw_stride = w_zp_.size() == 1 ? 0 : 1;
+    if (w_.dtype() == DType::I8)
+      kernels::qconv_u8s8_ref(p, xq.data(), q.zero_point, w_.data<int8_t>(), w_zp_.data(), zw_stride, acc.data(), scratch.data());
+    else
+      kernels::qconv_u8u8_ref(p, xq.data(), q.zero_point, w_.data<uint8_t>(), w_zp_.data(), zw_stride, acc.data(), scratch.data());
+    const int64_t m = p.out_channels, plane = y.numel() / std::max<int64_t>(1, p.batch * m);
+    float* py = y.data<float>();
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      const size_t c = static_cast<size_t>((i / plane) % m);
+      float v = static_cast<float>(acc[static_cast<size_t>(i)]) * scale[c];
+      if (!bias_.empty()) v = v + bias_[c];
+      if (r) v = v + r->data<float>()[i];
+      py[i] = v;
+    }
+    if (act_now) apply_activation(py, y.numel(), act_);
+  }
+
+  kernels::QConvAttrs attrs_;
+  Activation act_;
+  Tensor w_;
+  std::vector<int32_t> w_zp_;
+  std::vector<float> w_scale_, bias_;
+  Shape scale_shape_, bias_shape_;
+  bool has_res_ = false;
+  std::shared_ptr<const kernels::QConvFast> fast_;
+  kernels::MinMaxFn minmax_ = nullptr;
+};
+
+}  // namespace
+
+std::unique_ptr<Op> make_fused_conv(const OpContext& ctx) { return std::make_unique<FusedConvOp>(ctx); }
+std::unique_ptr<Op> make_dynq_conv(const OpContext& ctx) { return std::make_unique<DynQConvOp>(ctx); }
+
+}  // namespace tinyq::rt::passes

@@ -1,0 +1,64 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+// Graph-level optimisation at session creation. After the QDQ node groups have become
+// QLinearConv / QLinearMatMul (runtime/qdq_fusion.h), optimize_graph rewrites the graph in
+// place, in this order:
+//   1. constant folding: every node whose inputs are all constant is run once, through the
+//      op table, and its outputs become initializers (the Reshapes of biases, the
+//      DequantizeLinear of weights that no integer kernel absorbed, Shape chains of static
+//      inputs...), so the fusions below see constant values;
+//   2. fusions into internal nodes of the domain kFusedDomain (fused_ops.h), each replacing a
+//      chain that produces the same values, bit for bit where the chain is integer
+//      (see each pattern in fuse_patterns.cpp):
+//        DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul(x_scale * w_scale) [-> Add bias]
+//          [-> Add residual] [-> Relu | Clip]                               => DynQConv
+//        DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul [-> Add bias] [-> Relu | Clip]
+//                                                                           => DynQMatMul
+//        Conv [-> Add residual] [-> Relu | Clip]                            => FusedConv
+//        Gemm | MatMul [-> Add bias] [-> Relu | Clip]  (constant B)         => FusedGemm
+//        a chain of element-wise-with-constant, FusedGemm / DynQMatMul and reshaping nodes
+//          on one activation (the tiny MLPs)                                => Mlp
+//   3. dead-node removal (the DynamicQuantizeLinear and scale Mul nodes left unread).
+// Fused nodes prepare their kernels once (packed weights, kernels/fast/select.h); outputs stay
+// within the conformance tolerances of the unfused graph (exact for the integer chains).
+//
+// Internal nodes cannot come from a file: optimize_graph refuses any node already in
+// kFusedDomain, and the session only looks fused op types up for nodes in that domain.
+
+#include <cstdint>
+#include <string>
+
+#include "runtime/op.h"
+#include "tinyq/model.h"
+
+namespace tinyq::rt::passes {
+
+constexpr const char* kFusedDomain = "ai.tinyq.fused";
+
+struct PassOptions {
+  bool enabled = true;  ///< false: only refuse internal-domain nodes (the session's optimize=false)
+};
+
+/// What optimize_graph did, for tests and `tinyq bench`.
+struct PassReport {
+  int folded = 0;
+  int dynq_conv = 0;
+  int dynq_matmul = 0;
+  int fused_conv = 0;
+  int fused_gemm = 0;
+  int mlp = 0;
+  int removed = 0;
+};
+
+/// Rewrites `g` (topologically sorted; it stays so). Throws tinyq::Error naming a node that
+/// already uses kFusedDomain.
+PassReport optimize_graph(Graph& g, int64_t opset, const PassOptions& options = {});
+
+/// True for a node optimize_graph created.
+inline bool is_fused(const Node& node) { return node.domain == kFusedDomain; }
+/// The internal op table row of a fused node, or nullptr.
+const OpDef* find_fused_op(const std::string& op_type);
+
+}  // namespace tinyq::rt::passes

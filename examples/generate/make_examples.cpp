@@ -188,6 +188,20 @@ void write(const std::string& dir) {
           std::min(1.0f, std::max(0.0f, 0.5f + 0.3f * std::sin(0.3f * static_cast<float>(x)) *
                                                    std::cos(0.2f * static_cast<float>(y)) + rng.uniform(-0.05f, 0.05f)));
   write_npz(dir + "/sample_image.npz", {{"degraded", image}});
+
+  // Real-content gate data (`measure-quant-drop --data`): the seed's synthetic gate feeds the
+  // filter a single pixel, so it needs images to say anything. Four variants of the test image.
+  Tensor images(DType::F32, {4, 1, 32, 32});
+  float* dst = images.data<float>();
+  const float* src = image.data<float>();
+  for (int64_t k = 0; k < 4; ++k)
+    for (int64_t y = 0; y < 32; ++y)
+      for (int64_t x = 0; x < 32; ++x) {
+        int64_t sy = k == 1 ? 31 - y : y, sx = k == 2 ? 31 - x : x;
+        float v = src[sy * 32 + sx];
+        dst[(k * 32 + y) * 32 + x] = k == 3 ? 1.0f - v : v;
+      }
+  write_npz(dir + "/gate_data.npz", {{"features", features}, {"degraded", images}});
 }
 
 }  // namespace

@@ -13,7 +13,7 @@ namespace tinyq {
 namespace {
 
 const char* kFiles[] = {"mlp_regressor.onnx", "residual_filter.onnx", "registry.json", "sample_features.npz",
-                        "sample_image.npz"};
+                        "sample_image.npz", "gate_data.npz"};
 
 // The checked-in examples are exactly what the generator writes, byte for byte.
 TEST(Examples, CheckedInFilesMatchTheGenerator) {

@@ -87,9 +87,14 @@ struct Node {
   /// Input i, or "" when absent or omitted.
   const std::string& input(size_t i) const;
   bool has_input(size_t i) const { return i < inputs.size() && !inputs[i].empty(); }
-  /// "Conv 'conv1'" for messages.
+  /// The node's name, or its first output when unnamed (ONNX names are optional).
+  std::string display_name() const;
+  /// "Conv node 'conv1'" for messages.
   std::string label() const;
 };
+
+/// True for the default ONNX operator domain, spelled "" or "ai.onnx".
+inline bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
 
 struct Initializer {
   std::string name;

@@ -69,11 +69,8 @@ struct DynamicQuantFileResult {
   double size_ratio() const;
 };
 
-/// The default output of a model path: the sibling "<basename>.int8.onnx".
-std::string dynamic_quant_default_output(const std::string& onnx_path);
-
 /// Loads `input` (an existing .onnx; external data is inlined), quantises it and writes `output`
-/// atomically ("" = dynamic_quant_default_output(input)). Refuses an output that is the input
+/// atomically ("" = the sibling <basename>.int8.onnx). Refuses an output that is the input
 /// (or one of its external data files). Errors name the file at fault.
 DynamicQuantFileResult quantize_dynamic_file(const std::string& input, const std::string& output,
                                              const DynamicQuantOptions& options = {});

@@ -70,7 +70,8 @@ struct Registry {
   std::string calibration_path(const RegistryEntry& e) const;
 };
 
-/// The sibling int8 path of a model path: "a/b/model.onnx" -> "a/b/model.int8.onnx".
+/// The sibling int8 path of a model path: "a/b/model.onnx" -> "a/b/model.int8.onnx" (defined in
+/// the common layer, which the quantisers share, so writer and loader cannot disagree).
 std::string int8_sibling_path(const std::string& onnx_path);
 
 /// A registry or trust failure, with a kind so callers (the C API) can map it to a status code.

@@ -43,7 +43,7 @@ int ptq_dynamic(const Args& a) {
     op.erase(op.find_last_not_of(" \t") + 1);
     if (!op.empty()) options.op_types.push_back(op);
   }
-  const std::string output = a.output.empty() ? dynamic_quant_default_output(a.model) : a.output;
+  const std::string output = a.output.empty() ? int8_sibling_path(a.model) : a.output;
   // Checked before any work so a bad report path cannot leave a quantised model behind it.
   if (!a.report.empty() && (same_file(a.report, a.model) || same_file(a.report, output)))
     throw Error(a.report, "--report-out must not be the input or the output model");

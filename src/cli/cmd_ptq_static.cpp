@@ -91,7 +91,7 @@ int ptq_static(const Args& a) {
   }
   if (!calibration.empty()) require_file(calibration);
 
-  const std::string output = a.output.empty() ? dynamic_quant_default_output(a.model) : a.output;
+  const std::string output = a.output.empty() ? int8_sibling_path(a.model) : a.output;
   // Checked before any work so a bad path cannot leave a quantised model behind it.
   for (const std::string* side : {&a.report, &a.ranges_out}) {
     if (side->empty()) continue;
@@ -133,7 +133,7 @@ int ptq_static(const Args& a) {
 CommandAction setup_ptq_static(CLI::App& app) {
   auto a = std::make_shared<Args>();
   app.add_option("model", a->model, "fp32 ONNX model")->required();
-  app.add_option("--calibration", a->calibration,
+  CLI::Option* calibration = app.add_option("--calibration", a->calibration,
                  "Calibration .npz: one array per model input, each a stack [N, ...] of samples (default: the "
                  "registry's quant_calibration_set for the model)");
   app.add_option("--output", a->output, "int8 model to write (default: the sibling <basename>.int8.onnx)");
@@ -149,7 +149,7 @@ CommandAction setup_ptq_static(CLI::App& app) {
                                             "beside the model)");
   app.add_option("--root", a->root, "Repo root that quant_calibration_set paths are relative to")->capture_default_str();
   app.add_option("--ranges-out", a->ranges_out, "Also write the calibrated range table (JSON)");
-  app.add_option("--ranges", a->ranges_in, "Use a saved range table instead of calibrating");
+  app.add_option("--ranges", a->ranges_in, "Use a saved range table instead of calibrating")->excludes(calibration);
   app.add_option("--threads", a->threads, "Calibration worker threads (default: up to 4)");
   return [a] { return ptq_static(*a); };
 }

@@ -76,6 +76,15 @@ void write_file_atomic(const std::string& path, const std::string& bytes) {
   }
 }
 
+bool has_suffix(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+std::string int8_sibling_path(const std::string& onnx_path) {
+  if (has_suffix(onnx_path, ".onnx")) return onnx_path.substr(0, onnx_path.size() - 5) + ".int8.onnx";
+  return onnx_path + ".int8.onnx";
+}
+
 bool file_exists(const std::string& path) {
   std::error_code ec;
   return fs::is_regular_file(path, ec);

@@ -16,6 +16,12 @@ std::string read_file_bounded(const std::string& path, uint64_t max_bytes);
 void write_file_atomic(const std::string& path, const std::string& bytes);
 
 bool file_exists(const std::string& path);
+/// True when `s` ends with `suffix`.
+bool has_suffix(const std::string& s, const std::string& suffix);
+/// The sibling int8 path of a model path, the registry's sidecar naming that the quantisers write
+/// and the loader opens: "a/b/model.onnx" -> "a/b/model.int8.onnx" (".int8.onnx" is appended to a
+/// path without the .onnx extension).
+std::string int8_sibling_path(const std::string& onnx_path);
 uint64_t file_size(const std::string& path);
 
 /// Folder part of a path ("." when there is none).

@@ -109,9 +109,12 @@ const std::string& Node::input(size_t i) const {
   return i < inputs.size() ? inputs[i] : none;
 }
 
-std::string Node::label() const {
-  return op_type + " node '" + (name.empty() ? (outputs.empty() ? "?" : outputs[0]) : name) + "'";
+std::string Node::display_name() const {
+  if (!name.empty()) return name;
+  return outputs.empty() ? std::string("?") : outputs[0];
 }
+
+std::string Node::label() const { return op_type + " node '" + display_name() + "'"; }
 
 const Initializer* Graph::find_initializer(const std::string& value_name) const {
   for (const auto& i : initializers)

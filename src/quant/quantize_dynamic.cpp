@@ -7,6 +7,7 @@
 #include "graph/graph_edit.h"
 #include "graph/model_summary.h"
 #include "quant/dynamic/dynamic_rewriter.h"
+#include "quant/quant_file.h"
 #include "tinyq/error.h"
 #include "tinyq/model_io.h"
 #include "tinyq/quantize.h"
@@ -16,17 +17,6 @@ namespace tinyq {
 namespace {
 
 constexpr int64_t kMinDynamicOpset = 11;  // DynamicQuantizeLinear's first opset
-
-bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
-
-std::string node_label(const Node& n) {
-  if (!n.name.empty()) return n.name;
-  return n.outputs.empty() ? std::string("?") : n.outputs[0];
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 void check_op_types(const DynamicQuantOptions& options) {
   if (options.op_types.empty()) throw Error("--op-types", "names no op type");
@@ -43,7 +33,7 @@ void note_subgraph_nodes(const Graph& g, const std::set<std::string>& wanted, bo
                          std::vector<QuantNodeRecord>& out) {
   for (const auto& n : g.nodes) {
     if (nested && is_default_domain(n.domain) && wanted.count(n.op_type))
-      out.push_back({node_label(n), n.op_type, "inside a subgraph (only the main graph is rewritten)"});
+      out.push_back({n.display_name(), n.op_type, "inside a subgraph (only the main graph is rewritten)"});
     for (const auto& a : n.attributes) {
       if (a.g) note_subgraph_nodes(*a.g, wanted, true, out);
       for (const auto& sub : a.graphs) note_subgraph_nodes(*sub, wanted, true, out);
@@ -89,12 +79,12 @@ DynamicQuantResult quantize_dynamic(const Model& fp32, const DynamicQuantOptions
     }
     std::string why = q->why_not(rw, node);
     if (!why.empty()) {
-      result.left_fp32.push_back({node_label(node), node.op_type, why});
+      result.left_fp32.push_back({node.display_name(), node.op_type, why});
       rw.emit(node);
       continue;
     }
     q->rewrite(rw, node);
-    result.rewritten.push_back({node_label(node), node.op_type, ""});
+    result.rewritten.push_back({node.display_name(), node.op_type, ""});
   }
   m.graph.nodes = rw.take_nodes();
   note_subgraph_nodes(m.graph, wanted, false, result.left_fp32);
@@ -109,43 +99,19 @@ double DynamicQuantFileResult::size_ratio() const {
   return fp32_bytes ? static_cast<double>(int8_bytes) / static_cast<double>(fp32_bytes) : 0.0;
 }
 
-std::string dynamic_quant_default_output(const std::string& onnx_path) {
-  // "a/b/model.onnx" -> "a/b/model.int8.onnx" (the registry's sidecar naming).
-  if (ends_with(onnx_path, ".onnx")) return onnx_path.substr(0, onnx_path.size() - 5) + ".int8.onnx";
-  return onnx_path + ".int8.onnx";
-}
-
 DynamicQuantFileResult quantize_dynamic_file(const std::string& input, const std::string& output,
                                              const DynamicQuantOptions& options) {
   check_op_types(options);
-  if (!file_exists(input)) throw Error(input, "no such file");
-  if (!ends_with(input, ".onnx")) throw Error(input, "expected an .onnx model file");
   DynamicQuantFileResult r;
   r.input = input;
-  r.output = output.empty() ? dynamic_quant_default_output(input) : output;
+  r.output = quant::checked_output_path(input, output);
   r.options = options;
-  if (same_file(r.input, r.output))
-    throw Error(r.output, "is the input model; the fp32 model is never overwritten (choose another --output)");
-
-  LoadedModel loaded = load_model_file(input);
-  r.fp32_bytes = file_size(input);
-  std::set<std::string> data_files;
-  for (const auto& ref : loaded.external_data) data_files.insert(path_join(path_dirname(input), ref.location));
-  for (const auto& f : data_files) {
-    if (same_file(f, r.output))
-      throw Error(r.output, "is an external data file of the input model; choose another --output");
-    r.fp32_bytes += file_size(f);
-    r.external_data.push_back(f);
-  }
+  quant::QuantInput in = quant::load_quant_input(input, r.output);
+  r.fp32_bytes = in.fp32_bytes;
+  r.external_data = in.external_data;
 
   DynamicQuantResult q;
-  try {
-    q = quantize_dynamic(loaded.model, options);
-  } catch (const Error& e) {
-    // Name the file rather than "model" so the CLI says which one.
-    if (e.subject() == "model") throw Error(input, e.what());
-    throw;
-  }
+  quant::with_input_subject(input, [&] { q = quantize_dynamic(in.loaded.model, options); });
   save_model(q.model, r.output);
   r.int8_bytes = file_size(r.output);
   r.rewritten = std::move(q.rewritten);

@@ -12,6 +12,7 @@
 #include "graph/model_summary.h"
 #include "quant/qdq_table.h"
 #include "quant/qdq_writer.h"
+#include "quant/quant_file.h"
 #include "tinyq/calibrate.h"
 #include "tinyq/error.h"
 #include "tinyq/model_io.h"
@@ -25,16 +26,6 @@ constexpr int64_t kMinQdqOpset = 10;         // QuantizeLinear / DequantizeLinea
 constexpr int64_t kMinPerChannelOpset = 13;  // their `axis` attribute
 constexpr uint64_t kMaxRangeTableBytes = 64ull << 20;
 
-bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
-
-std::string node_label(const Node& n) {
-  if (!n.name.empty()) return n.name;
-  return n.outputs.empty() ? std::string("?") : n.outputs[0];
-}
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 // Everything that makes a model unfit for the rewrite, checked before any calibration work.
 void check_model(const Model& model, const StaticQuantOptions& options) {
@@ -71,6 +62,7 @@ bool excluded(const StaticQuantOptions& options, const Node& n) {
 
 }  // namespace
 
+
 const char* activation_type_name(ActivationType type) { return type == ActivationType::Uint8 ? "uint8" : "int8"; }
 
 std::optional<ActivationType> parse_activation_type(const std::string& name) {
@@ -85,19 +77,61 @@ std::vector<std::string> static_quant_op_types() {
   return out;
 }
 
+namespace {
+
+// Runs every node's quantiser on `writer`, in graph order (later quantisers see what earlier
+// ones marked, as in ONNX Runtime). state: 0 = no quantiser, 1 = excluded, 2 = declined (with
+// the reason), 3 = took part.
+void run_quantisers(quant::QdqWriter& writer, const Graph& g, const StaticQuantOptions& options,
+                    std::vector<int>& state, std::vector<std::string>& reasons, std::map<std::string, int>* unquantisable) {
+  state.assign(g.nodes.size(), 0);
+  reasons.assign(g.nodes.size(), "");
+  for (size_t i = 0; i < g.nodes.size(); ++i) {
+    const Node& n = g.nodes[i];
+    if (!is_default_domain(n.domain)) continue;
+    const quant::QdqOpQuantiser* q = quant::find_qdq_quantiser(n.op_type);
+    if (!q) {
+      if (unquantisable) ++(*unquantisable)[n.op_type];
+      continue;
+    }
+    if (excluded(options, n)) {
+      state[i] = 1;
+      continue;
+    }
+    reasons[i] = q->quantise(writer, n, i);
+    state[i] = reasons[i].empty() ? 3 : 2;
+  }
+}
+
+}  // namespace
+
 std::vector<std::string> static_quant_calibration_tensors(const Model& model, const StaticQuantOptions& options) {
   check_model(model, options);
-  std::vector<std::string> out;
+  // ONNX Runtime calibrates every input and output of every quantisable node. Only those the
+  // rewrite will read are needed, and exposing fewer lets the runtime keep its fusions (a Conv
+  // followed by a Relu that folds away needs only the Relu's output). A dry run of the
+  // quantisers, taking every candidate for float, finds them; the real run, knowing which
+  // tensors are float, marks a subset of these.
+  std::vector<std::string> candidates;
   std::set<std::string> seen;
-  auto add = [&](const std::string& t) {
-    if (t.empty() || model.graph.find_initializer(t) || !seen.insert(t).second) return;
-    out.push_back(t);
-  };
   for (const Node& n : model.graph.nodes) {
     if (!is_default_domain(n.domain) || !quant::find_qdq_quantiser(n.op_type) || excluded(options, n)) continue;
-    for (const auto& i : n.inputs) add(i);
-    for (const auto& o : n.outputs) add(o);
+    for (const auto* list : {&n.inputs, &n.outputs})
+      for (const auto& t : *list)
+        if (!t.empty() && !model.graph.find_initializer(t) && seen.insert(t).second) candidates.push_back(t);
   }
+  std::map<std::string, TensorRange> assumed;
+  for (const auto& t : candidates) assumed[t] = TensorRange{};
+  Graph g = model.graph;
+  quant::QdqWriter writer(g, std::move(assumed), {}, options);
+  std::vector<int> state;
+  std::vector<std::string> reasons;
+  run_quantisers(writer, g, options, state, reasons, nullptr);
+  const std::vector<std::string> marked = writer.marked_activations(/*shared=*/false);
+  const std::set<std::string> needed(marked.begin(), marked.end());
+  std::vector<std::string> out;
+  for (const auto& t : candidates)
+    if (needed.count(t)) out.push_back(t);
   return out;
 }
 
@@ -112,33 +146,18 @@ StaticQuantResult quantize_static(const Model& fp32, const RangeTable& ranges, c
 
   std::map<std::string, TensorRange> adjusted = ranges.ranges;
   quant::adjust_ranges(g, adjusted, options.exclude_nodes);
-  quant::QdqWriter writer(g, std::move(adjusted), options);
+  quant::QdqWriter writer(g, std::move(adjusted), std::set<std::string>(ranges.non_float.begin(), ranges.non_float.end()),
+                         options);
 
-  // Per node, in graph order (later quantisers see what earlier ones marked, as in ONNX
-  // Runtime): 0 = no quantiser, 1 = excluded, 2 = declined, 3 = took part.
   const std::vector<Node> original = g.nodes;
-  std::vector<int> state(original.size(), 0);
-  std::vector<std::string> reasons(original.size());
-  for (size_t i = 0; i < original.size(); ++i) {
-    const Node& n = g.nodes[i];
-    if (!is_default_domain(n.domain)) continue;
-    const quant::QdqOpQuantiser* q = quant::find_qdq_quantiser(n.op_type);
-    if (!q) {
-      ++result.unquantisable_ops[n.op_type];
-      continue;
-    }
-    if (excluded(options, n)) {
-      state[i] = 1;
-      continue;
-    }
-    reasons[i] = q->quantise(writer, n, i);
-    state[i] = reasons[i].empty() ? 3 : 2;
-  }
+  std::vector<int> state;
+  std::vector<std::string> reasons;
+  run_quantisers(writer, g, options, state, reasons, &result.unquantisable_ops);
   writer.finish();
 
   for (size_t i = 0; i < original.size(); ++i) {
     const Node& n = original[i];
-    QuantNodeRecord rec{node_label(n), n.op_type, ""};
+    QuantNodeRecord rec{n.display_name(), n.op_type, ""};
     switch (state[i]) {
       case 1:
         rec.reason = "excluded (--exclude-nodes)";
@@ -178,14 +197,10 @@ double StaticQuantFileResult::size_ratio() const {
 
 StaticQuantFileResult quantize_static_file(const std::string& input, const std::string& output,
                                            const std::string& calibration, const StaticQuantFileOptions& options) {
-  if (!file_exists(input)) throw Error(input, "no such file");
-  if (!ends_with(input, ".onnx")) throw Error(input, "expected an .onnx model file");
   StaticQuantFileResult r;
   r.input = input;
-  r.output = output.empty() ? dynamic_quant_default_output(input) : output;
+  r.output = quant::checked_output_path(input, output);
   r.options = options;
-  if (same_file(r.input, r.output))
-    throw Error(r.output, "is the input model; the fp32 model is never overwritten (choose another --output)");
   if (options.ranges_in.empty()) {
     if (calibration.empty())
       throw Error(input, "needs calibration data: pass --calibration SET.npz (one array per model input, each [N, ...])");
@@ -196,18 +211,11 @@ StaticQuantFileResult quantize_static_file(const std::string& input, const std::
     throw Error(r.output, "is the range table; choose another --output");
   }
 
-  LoadedModel loaded = load_model_file(input);
-  r.fp32_bytes = file_size(input);
-  std::set<std::string> data_files;
-  for (const auto& ref : loaded.external_data) data_files.insert(path_join(path_dirname(input), ref.location));
-  for (const auto& f : data_files) {
-    if (same_file(f, r.output))
-      throw Error(r.output, "is an external data file of the input model; choose another --output");
-    r.fp32_bytes += file_size(f);
-  }
-  const Model& model = loaded.model;
+  quant::QuantInput in = quant::load_quant_input(input, r.output);
+  r.fp32_bytes = in.fp32_bytes;
+  const Model& model = in.loaded.model;
 
-  try {
+  quant::with_input_subject(input, [&] {
     const std::vector<std::string> tensors = static_quant_calibration_tensors(model, options.quant);
     if (!options.ranges_in.empty()) {
       r.ranges = range_table_from_json(read_file_bounded(options.ranges_in, kMaxRangeTableBytes), options.ranges_in);
@@ -218,11 +226,7 @@ StaticQuantFileResult quantize_static_file(const std::string& input, const std::
       r.ranges = calibrate(model, source, tensors, options.calibration);
     }
     r.quant = quantize_static(model, r.ranges, options.quant);
-  } catch (const Error& e) {
-    // Name the file rather than "model" so the CLI says which one.
-    if (e.subject() == "model") throw Error(input, e.what());
-    throw;
-  }
+  });
   save_model(r.quant.model, r.output);
   r.quant.model = Model();
   r.int8_bytes = file_size(r.output);

@@ -86,14 +86,6 @@ std::string Registry::calibration_path(const RegistryEntry& e) const {
   return join_dir(root, e.quant_calibration_set);
 }
 
-std::string int8_sibling_path(const std::string& onnx_path) {
-  const std::string ext = ".onnx";
-  if (onnx_path.size() >= ext.size() &&
-      onnx_path.compare(onnx_path.size() - ext.size(), ext.size(), ext) == 0)
-    return onnx_path.substr(0, onnx_path.size() - ext.size()) + ".int8.onnx";
-  return onnx_path + ".int8.onnx";
-}
-
 std::string resolve_reason(const Registry& registry, const RegistryEntry& e) {
   if (e.quant_mode == QuantMode::Fp32)
     return "quant_mode fp32: the loader opens the fp32 model " + registry.fp32_path(e) +

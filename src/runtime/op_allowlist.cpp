@@ -30,6 +30,5 @@ bool op_allowed(const std::string& op_type) {
   return std::find(list.begin(), list.end(), op_type) != list.end();
 }
 
-bool is_default_domain(const std::string& domain) { return domain.empty() || domain == "ai.onnx"; }
 
 }  // namespace tinyq::rt

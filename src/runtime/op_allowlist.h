@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "tinyq/model.h"
+
 namespace tinyq::rt {
 
 /// The allowed op types of the default ONNX domain, in the order they are listed in
@@ -19,7 +21,7 @@ const std::vector<std::string>& op_allowlist();
 /// True when op_type (of the default domain) is on the allowlist. Case-sensitive, as ONNX is.
 bool op_allowed(const std::string& op_type);
 
-/// True for the default ONNX domain, which a node may name as "" or "ai.onnx".
-bool is_default_domain(const std::string& domain);
+/// The default-domain test, from the IR (include/tinyq/model.h).
+using ::tinyq::is_default_domain;
 
 }  // namespace tinyq::rt

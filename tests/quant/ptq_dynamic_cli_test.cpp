@@ -103,11 +103,10 @@ TEST(PtqDynamicCli, WritesTheSiblingAndPrintsTwoLines) {
 }
 
 TEST(PtqDynamicCli, DefaultOutputIsTheRegistrysSidecar) {
-  // quant sits below registry in the layer chain, so it keeps its own copy of the naming rule;
-  // the two must agree or the loader would not find what ptq-dynamic wrote.
-  for (const char* p : {"a/b/model.onnx", "model.onnx", "./x.y.onnx", "/abs/m.ONNX", "noext"})
-    EXPECT_EQ(dynamic_quant_default_output(p), int8_sibling_path(p)) << p;
-  EXPECT_EQ(dynamic_quant_default_output("a/b/model.onnx"), "a/b/model.int8.onnx");
+  // One naming rule (common/file_util) serves the quantisers and the registry's loader.
+  EXPECT_EQ(int8_sibling_path("a/b/model.onnx"), "a/b/model.int8.onnx");
+  EXPECT_EQ(int8_sibling_path("./x.y.onnx"), "./x.y.int8.onnx");
+  EXPECT_EQ(int8_sibling_path("noext"), "noext.int8.onnx");
 }
 
 TEST(PtqDynamicCli, PerChannelAndOpTypes) {

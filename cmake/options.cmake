@@ -3,6 +3,7 @@ option(TINYQ_BUILD_TESTS "Build the GoogleTest suites" ON)
 option(TINYQ_WERROR "Treat warnings in tinyq's own code as errors" OFF)
 option(TINYQ_SANITIZE "Build with address and undefined-behaviour sanitizers" OFF)
 option(TINYQ_USE_CCACHE "Use ccache when it is installed" ON)
+option(TINYQ_WITH_QAT "Build quantisation-aware training (`tinyq qat`) when libtorch-dev is installed" ON)
 option(TINYQ_WITH_ONEDNN "Use oneDNN (libdnnl-dev) for convolutions where it beats tinyq's own kernels" ON)
 
 if(NOT CMAKE_BUILD_TYPE AND NOT CMAKE_CONFIGURATION_TYPES)

@@ -8,7 +8,7 @@ packages=(
   nlohmann-json3-dev libcli11-dev libzip-dev zlib1g-dev libssl-dev
   libzstd-dev libsnappy-dev libvalijson-dev libyaml-cpp-dev
   libgtest-dev libbenchmark-dev
-  libdnnl-dev
+  libdnnl-dev libtorch-dev
   python3-numpy
   nodejs npm
 )

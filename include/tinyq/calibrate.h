@@ -124,13 +124,17 @@ struct RangeTable {
   int64_t samples = 0;
   std::vector<std::string> inputs;  ///< model inputs the samples fed
   std::map<std::string, TensorRange> ranges;
+  /// Tensors calibration was asked for that turned out not to hold float32 (shapes, indices):
+  /// never quantised. A tensor in neither list is taken for float.
+  std::vector<std::string> non_float;
 
   const TensorRange* find(const std::string& tensor) const;
 };
 
 /// JSON: {"format": "tinyq-range-table", "version": 1, "method", "percentile", "samples",
 /// "inputs", "ranges": {tensor: {"min", "max", "observed_min", "observed_max", "count",
-/// "nonfinite"}}}. Floats are written so that they read back bit for bit.
+/// "nonfinite"}}, "non_float": [tensor, ...]}. Floats are written so that they read back bit
+/// for bit.
 std::string range_table_to_json(const RangeTable& table);
 /// Parses range_table_to_json's output; Error(subject, ...) for anything malformed.
 RangeTable range_table_from_json(const std::string& text, const std::string& subject);
@@ -165,9 +169,11 @@ struct StaticQuantOptions {
 /// whose quantisers need more than Q/DQ around inputs and outputs).
 std::vector<std::string> static_quant_op_types();
 
-/// Tensors whose ranges the rewrite may use: the non-constant inputs and outputs of every node
-/// with a QDQ quantiser, not excluded (ONNX Runtime calibrates the same set). Errors name
-/// unknown --exclude-nodes entries.
+/// Tensors whose ranges the rewrite will read: those that get a Q/DQ pair of their own when
+/// every candidate (a non-constant input or output of a node with a QDQ quantiser, not
+/// excluded) is float. ONNX Runtime calibrates every candidate; leaving out the rest (such as a
+/// Conv output whose Relu folds away) lets the runtime keep its fusions during calibration.
+/// Errors name unknown --exclude-nodes entries.
 std::vector<std::string> static_quant_calibration_tensors(const Model& model, const StaticQuantOptions& options);
 
 /// One quantised activation, for the report.

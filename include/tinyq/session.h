@@ -14,6 +14,9 @@ namespace tinyq {
 
 struct SessionOptions {
   int threads = 1;
+  /// Graph-level optimisation when the session is built: constant folding and fusion into
+  /// tinyq's fast kernels (src/runtime/passes). false runs the graph's nodes as written.
+  bool optimize = true;
 };
 
 /// An inference session over one model: load once, run many times. Every op is checked when the

@@ -31,6 +31,10 @@ CommandAction setup_ptq_static(CLI::App& app);
 CommandAction setup_registry(CLI::App& app);
 CommandAction setup_measure_quant_drop(CLI::App& app);
 CommandAction setup_build_calibration_set(CLI::App& app);
+CommandAction setup_bench(CLI::App& app);
+#ifdef TINYQ_WITH_QAT
+CommandAction setup_qat(CLI::App& app);
+#endif
 
 /// The process's argv as main() received it, for the run_provenance block of reports.
 const std::vector<std::string>& command_line();

@@ -21,6 +21,10 @@ const CommandDef kCommands[] = {
     {"registry", "Validate the model registry, resolve a model id, or set its quantisation", setup_registry},
     {"measure-quant-drop", "Accuracy gate: PLCC drop of each int8 model against its fp32 baseline", setup_measure_quant_drop},
     {"build-calibration-set", "Build a calibration .npz from Parquet, CSV or raw YUV (first/random/stratified)", setup_build_calibration_set},
+    {"bench", "Latency of a model and its int8 version in tinyq (and, with --ort, ONNX Runtime)", setup_bench},
+#ifdef TINYQ_WITH_QAT
+    {"qat", "Quantisation-aware training (libtorch): fine-tune with fake quantisation, export int8 QDQ", setup_qat},
+#endif
 };
 
 std::vector<std::string> g_command_line;  // argv as given, for run provenance

@@ -178,6 +178,8 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
   table.percentile = options.percentile;
   table.samples = source.size();
   table.inputs = source.input_names();
+  for (const auto& kv : merged.dtypes)
+    if (kv.second != DType::F32) table.non_float.push_back(kv.first);
   for (const auto& kv : merged.minmax) {
     const quant::MinMaxCollector& mm = kv.second;
     TensorRange r;

@@ -55,6 +55,7 @@ std::string range_table_to_json(const RangeTable& table) {
                         {"nonfinite", r.nonfinite}};
   }
   j["ranges"] = std::move(ranges);
+  j["non_float"] = table.non_float;
   return j.dump(2) + "\n";
 }
 
@@ -99,6 +100,13 @@ RangeTable range_table_from_json(const std::string& text, const std::string& sub
     r.count = read_count(*it, "count", subject, where);
     r.nonfinite = read_count(*it, "nonfinite", subject, where);
     t.ranges.emplace(it.key(), r);
+  }
+  if (j.contains("non_float")) {
+    if (!j["non_float"].is_array()) throw Error(subject, "'non_float' is not an array");
+    for (const auto& s : j["non_float"]) {
+      if (!s.is_string()) throw Error(subject, "'non_float' holds a non-string");
+      t.non_float.push_back(s.get<std::string>());
+    }
   }
   return t;
 }

@@ -44,9 +44,9 @@ std::string quantise_conv(QdqWriter& w, const Node& n, size_t) { return quantise
 std::string quantise_conv_transpose(QdqWriter& w, const Node& n, size_t) { return quantise_conv_like(w, n, true); }
 
 // Gemm: Y = alpha * A' B' + beta * C. The weight's output channels are its rows when transB,
-// else its columns. The bias keeps the scale input x weight and Gemm keeps beta: ONNX Runtime
-// multiplies beta into the bias's scale but not its values, then sets beta to 1, which changes
-// the result whenever beta != 1.
+// else its columns. The bias keeps the scale input x weight and Gemm keeps beta. (ONNX Runtime
+// quantises C at scale input x weight x beta, so its DequantizeLinear gives back C itself, and
+// then sets beta to 1: the result loses its beta whenever beta != 1.)
 std::string quantise_gemm(QdqWriter& w, const Node& n, size_t) {
   std::string why = weight_check(w, n, 1);
   if (!why.empty()) return why;

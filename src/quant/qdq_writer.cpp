@@ -36,8 +36,9 @@ Tensor filled(Shape shape, T value) {
 
 }  // namespace
 
-QdqWriter::QdqWriter(Graph& graph, std::map<std::string, TensorRange> ranges, const StaticQuantOptions& options)
-    : g_(graph), ranges_(std::move(ranges)), options_(options) {
+QdqWriter::QdqWriter(Graph& graph, std::map<std::string, TensorRange> ranges, std::set<std::string> non_float,
+                     const StaticQuantOptions& options)
+    : g_(graph), ranges_(std::move(ranges)), non_float_(std::move(non_float)), options_(options) {
   auto use = [&](const std::string& s) {
     if (!s.empty()) used_names_.insert(s);
   };
@@ -62,7 +63,7 @@ const Tensor* QdqWriter::constant(const std::string& t) const {
 bool QdqWriter::quantisable(const std::string& t) const {
   if (t.empty()) return false;
   if (const Tensor* c = constant(t)) return c->dtype() == DType::F32 && c->numel() > 0;
-  return has_range(t);
+  return non_float_.count(t) == 0;
 }
 
 size_t QdqWriter::consumer_count(const std::string& t) const {
@@ -129,8 +130,9 @@ void QdqWriter::mark_weight(const std::string& t, int axis) {
 }
 
 void QdqWriter::mark_shared(const std::string& out, const std::string& provider) {
-  // Only float tensors (those calibration saw) get Q/DQ; ranges are not needed, the scale is.
-  if (out.empty() || constant(out) || !has_range(out) || is_graph_input(out)) return;
+  // The output of a data-movement op holds its input's type, so no range or type check is
+  // needed: it takes its provider's scale.
+  if (out.empty() || constant(out) || non_float_.count(out) || is_graph_input(out)) return;
   set_mark(out, Mark{Mark::Kind::Activation, -1, provider}, true);
 }
 
@@ -158,6 +160,13 @@ bool QdqWriter::try_fold(const std::string& upstream, const std::string& out, si
   marks_.erase(std::remove_if(marks_.begin(), marks_.end(), [&](const auto& kv) { return kv.first == upstream; }),
                marks_.end());
   return true;
+}
+
+std::vector<std::string> QdqWriter::marked_activations(bool shared) const {
+  std::vector<std::string> out;
+  for (const auto& kv : marks_)
+    if (!constant(kv.first) && (shared || kv.second.provider.empty())) out.push_back(kv.first);
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -45,7 +45,10 @@ struct QdqValue {
 
 class QdqWriter {
  public:
-  QdqWriter(Graph& graph, std::map<std::string, TensorRange> ranges, const StaticQuantOptions& options);
+  /// `non_float`: tensors known not to hold float32; any other non-constant tensor is taken
+  /// for float, and gets a Q/DQ pair of its own only when it has a range.
+  QdqWriter(Graph& graph, std::map<std::string, TensorRange> ranges, std::set<std::string> non_float,
+            const StaticQuantOptions& options);
 
   // --- what the op quantisers ask
   const Graph& graph() const { return g_; }
@@ -55,7 +58,7 @@ class QdqWriter {
   bool has_range(const std::string& t) const { return ranges_.count(t) != 0; }
   /// The initializer named t, or nullptr.
   const Tensor* constant(const std::string& t) const;
-  /// Float32 initializer, or a tensor with a calibrated range.
+  /// A float32 initializer, or a non-constant tensor not known to be non-float.
   bool quantisable(const std::string& t) const;
   /// Nodes, folded ones excluded, that read t.
   size_t consumer_count(const std::string& t) const;
@@ -78,6 +81,9 @@ class QdqWriter {
   /// graph input or output. Returns whether it did.
   bool try_fold(const std::string& upstream, const std::string& out, size_t node);
   bool is_folded(size_t node) const { return folded_.count(node) != 0; }
+  /// The non-constant tensors marked so far (with `shared`, those reusing another tensor's
+  /// parameters too), in marking order.
+  std::vector<std::string> marked_activations(bool shared) const;
 
   /// Inserts every Q/DQ node and initializer, removes folded nodes and unused initializers,
   /// keeps the graph in topological order.
@@ -114,6 +120,7 @@ class QdqWriter {
 
   Graph& g_;
   std::map<std::string, TensorRange> ranges_;
+  std::set<std::string> non_float_;
   StaticQuantOptions options_;
   std::vector<std::pair<std::string, Mark>> marks_;  // in marking order, as ONNX Runtime's dict
   std::vector<std::pair<std::string, BiasMark>> biases_;

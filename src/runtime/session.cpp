@@ -2,11 +2,14 @@
 // SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
 #include "tinyq/session.h"
 
+#include <mutex>
 #include <sstream>
 #include <unordered_map>
 
 #include "graph/graph_edit.h"
+#include "kernels/fast/thread_pool.h"
 #include "runtime/op.h"
+#include "runtime/passes/passes.h"
 #include "runtime/qdq_fusion.h"
 #include "tinyq/error.h"
 #include "tinyq/model_io.h"
@@ -59,6 +62,9 @@ struct Session::Impl {
                                std::to_string(rt::kMinOpset) + " to " + std::to_string(rt::kMaxOpset) + ")");
     graph::sort_topologically(g);
     rt::fuse_qdq_groups(g);  // compute QDQ groups with ONNX Runtime's integer kernels
+    rt::passes::PassOptions pass_options;
+    pass_options.enabled = options.optimize;
+    rt::passes::optimize_graph(g, opset, pass_options);  // folding + fusion into the fast kernels
     for (const auto& init : g.initializers) {
       int s = slot(init.name);
       constants[s] = init.tensor;
@@ -71,9 +77,10 @@ struct Session::Impl {
     outputs = g.outputs;
 
     for (const Node& node : g.nodes) {
-      if (!node.domain.empty() && node.domain != "ai.onnx")
+      const bool fused = rt::passes::is_fused(node);  // made by optimize_graph, never read from a file
+      if (!fused && !node.domain.empty() && node.domain != "ai.onnx")
         throw Error(node.label(), "domain '" + node.domain + "' is not supported (only the default ONNX domain)");
-      const rt::OpDef* def = rt::find_op(node.op_type, opset);
+      const rt::OpDef* def = fused ? rt::passes::find_fused_op(node.op_type) : rt::find_op(node.op_type, opset);
       if (!def) throw Error(node.label(), "unsupported op '" + node.op_type + "' at opset " + std::to_string(opset));
       Step step{&node, nullptr, {}, {}};
       rt::OpContext ctx{node, opset, {}};
@@ -136,14 +143,44 @@ struct Session::Impl {
                                                    dtype_name(want.dtype) + "), got " + describe(got.dtype(), got.shape()));
   }
 
+  // Run state kept from one run to the next, so a run neither copies the constant slots nor
+  // regrows its scratch vectors (what dominates a 6->32->16->1 MLP). A run that finds it in use
+  // (another thread inside run()) works on fresh copies instead.
+  std::mutex run_mu;
+  std::vector<Tensor> run_values;
+  rt::OpInputs run_in;
+  std::vector<Tensor> run_out;
+
   std::vector<Tensor> execute(const std::vector<Tensor>& feeds) {
-    std::vector<Tensor> values = constants;
+    kernels::ThreadScope thread_scope(options.threads);  // SessionOptions::threads for the kernels
+    std::unique_lock<std::mutex> lock(run_mu, std::try_to_lock);
+    if (!lock.owns_lock()) {
+      std::vector<Tensor> values = constants;
+      rt::OpInputs in;
+      std::vector<Tensor> out;
+      return execute_on(feeds, values, in, out);
+    }
+    if (run_values.size() != constants.size()) run_values = constants;
+    try {
+      std::vector<Tensor> result = execute_on(feeds, run_values, run_in, run_out);
+      for (int s : input_slots)
+        if (!is_constant[s]) run_values[s] = Tensor();
+      for (int s : output_slots)
+        if (!is_constant[s]) run_values[s] = Tensor();
+      return result;
+    } catch (...) {
+      for (size_t s = 0; s < run_values.size(); ++s)
+        if (!is_constant[s]) run_values[s] = Tensor();
+      throw;
+    }
+  }
+
+  std::vector<Tensor> execute_on(const std::vector<Tensor>& feeds, std::vector<Tensor>& values, rt::OpInputs& in,
+                                 std::vector<Tensor>& out) {
     for (size_t i = 0; i < inputs.size(); ++i) {
       check_feed(inputs[i], feeds[i]);
       values[input_slots[i]] = feeds[i];
     }
-    rt::OpInputs in;
-    std::vector<Tensor> out;
     for (size_t i = 0; i < steps.size(); ++i) {
       Step& step = steps[i];
       in.clear();

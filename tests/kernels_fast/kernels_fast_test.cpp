@@ -22,6 +22,7 @@
 #include "kernels/dispatch.h"
 #include "kernels/fast/conv_fast.h"
 #include "kernels/fast/micro_kernels.h"
+#include "kernels/onednn/onednn_conv.h"
 #include "kernels/ref/conv_ref.h"
 #include "kernels/ref/gemm_ref.h"
 #include "kernels/ref/qconv_ref.h"
@@ -431,6 +432,56 @@ TEST_P(FastKernels, QuantizeAndRangeScanMatchReference) {
       quantize_f32_u8_ref(x.data(), l, &scale, &zp, want.data());
       quantize_u8_fn(isa)(x.data(), n, scale, zp, got.data());
       EXPECT_EQ(want, got) << "zero point " << zp;
+    }
+  }
+}
+
+// --- oneDNN adapter ----------------------------------------------------------------------------
+
+// The adapter against the same references: int8 bit for bit (its zero-point compensation and
+// padding must be ONNX's), fp32 within rounding. 2-D cases only (the adapter's scope).
+TEST(OneDnnAdapter, MatchesReference) {
+  if (!onednn_available()) GTEST_SKIP() << "oneDNN adapter skipped: " << onednn_version();
+  std::mt19937 rng(21);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (const ConvCase& k : kConvCases) {
+    if (k.h == 0) continue;
+    SCOPED_TRACE(describe(k));
+    const ConvParams p = params_of(k);
+    std::vector<float> x(static_cast<size_t>(in_numel(p))), w(static_cast<size_t>(w_numel(p))),
+        b(static_cast<size_t>(p.out_channels));
+    for (auto* v : {&x, &w, &b})
+      for (float& f : *v) f = d(rng);
+    std::vector<float> want(static_cast<size_t>(out_numel(p))), got(want.size(), NAN);
+    conv_f32_ref(p, x.data(), w.data(), b.data(), want.data());
+    for (float& v : want) v = std::min(std::max(v, 0.0f), 6.0f);
+    ConvF32OneDnn f32(p, w.data());
+    ConvF32Epilogue ep;
+    ep.bias = b.data();
+    ep.clamp = true;
+    ep.lo = 0.0f;
+    ep.hi = 6.0f;
+    f32.run(p, x.data(), ep, got.data(), 1);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_NEAR(want[i], got[i], 1e-5) << f32.impl_name() << " at " << i;
+
+    for (Fill fill : {Fill::Random, Fill::Ends}) {
+      std::vector<int8_t> wq = int_data<int8_t>(rng, w_numel(p), fill);
+      std::vector<uint8_t> xq = int_data<uint8_t>(rng, in_numel(p), fill);
+      const int32_t zx = fill == Fill::Random ? 77 : 255;
+      std::vector<int32_t> want_i(static_cast<size_t>(out_numel(p))), got_i(want_i.size(), -7);
+      std::vector<uint8_t> scratch(static_cast<size_t>(qconv_scratch_size(p)));
+      qconv_u8s8_ref(p, xq.data(), zx, wq.data(), nullptr, 0, want_i.data(), scratch.data());
+      QWeights qw;
+      qw.data = wq.data();
+      ASSERT_EQ(QConvOneDnn::declines(p, qw), "");
+      QConvOneDnn q(p, qw);
+      QInput in;
+      in.data = xq.data();
+      in.zero_point = zx;
+      QOutput out;
+      out.dst = got_i.data();
+      q.run(p, in, out, 1);
+      for (size_t i = 0; i < want_i.size(); ++i) ASSERT_EQ(want_i[i], got_i[i]) << q.impl_name() << " at " << i;
     }
   }
 }

@@ -6,6 +6,7 @@
 // line (exit 2, no file left behind).
 
 #include <fstream>
+#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -185,6 +186,8 @@ TEST(StaticPtqCli, ErrorsExitTwoAndLeaveNoFile) {
       {"already quantised", w.q(qdq) + " --calibration " + w.q(w.cal) + " --output " + w.q(w.dir + "/qq.onnx"),
        "is already quantised"},
       {"report is the output", base + " --report-out " + w.q(w.out), "must not be the input model, the output"},
+      {"ranges and calibration", base + " --ranges " + w.q(w.dir + "/r.json"), "excludes"},
+      {"bad range table", w.q(w.model) + " --ranges " + w.q(w.cal), "is not JSON"},
   };
   for (const CliError& c : cases) {
     CommandResult r = run_cli("ptq-static " + c.args);

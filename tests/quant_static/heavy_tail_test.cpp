@@ -14,11 +14,14 @@
 // range minimising the tensor's quantisation MSE is (almost) the whole observed range: a few
 // clipped outliers cost more squared error than coarse steps on every other value. The test
 // holds mse to what it can promise here: a range inside minmax's and a drop no worse.
+// percentile runs at 99.9: with 1,000 samples of 6 values, the default 99.999 keeps every value.
 
 #include <cmath>
 #include <cstdint>
 #include <iostream>
+#include <map>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "model_builder.h"

@@ -209,6 +209,33 @@ QuantizeU8Fn quantize_u8_fn(Isa isa) {
   return quantize_f32_u8_row_ref;
 }
 
+QuantizeS8Fn quantize_s8_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return quantize_f32_s8_avx2;
+#else
+  (void)isa;
+#endif
+  return quantize_f32_s8_row_ref;
+}
+
+DequantizeFn dequantize_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return dequantize_8_f32_avx2;
+#else
+  (void)isa;
+#endif
+  return dequantize_8_f32_row_ref;
+}
+
+QAddFn qadd_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return qadd_avx2;
+#else
+  (void)isa;
+#endif
+  return qadd_ref;
+}
+
 std::string conv_fast_declines(const ConvParams& p) {
   if (p.spatial_rank < 1 || p.spatial_rank > 2) return "only 1-D and 2-D convolutions";
   if (p.group < 1 || p.in_channels % p.group != 0 || p.out_channels % p.group != 0) return "bad grouping";
@@ -251,41 +278,104 @@ ConvLayout conv_layout(const ConvParams& p, bool allow_direct) {
 
 namespace {
 
-// Writes the phase planes of `channels` fp32 channels (channel c at x + c * H * W) into dst
-// ([C][planes][J_h][J_w]), padding with 0. `convert` turns a source float into the plane value.
-void fill_planes_f32(const ConvLayout& l, const float* x, int64_t channels, float* dst) {
-  const int64_t H = l.in[0], W = l.in[1], PS = l.plane_size();
-  for (int64_t c = 0; c < channels; ++c) {
+using DeinterleaveFn = void (*)(const float*, int64_t, int64_t, float* const*);
+
+DeinterleaveFn deinterleave_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa != Isa::Ref) return deinterleave_f32_avx2;
+#else
+  (void)isa;
+#endif
+  return deinterleave_f32_ref;
+}
+
+DwF32PlaneFn dw_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa == Isa::Avx2) return dw_f32_plane_avx2;
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return dw_f32_plane_avx512;
+#else
+  (void)isa;
+#endif
+  return dw_f32_plane_ref;
+}
+
+// Writes the phase planes of channels [c0, c1) of an fp32 input (channel c at x + c * H * W)
+// into dst ([C][planes][J_h][J_w]), padding with 0. A source row goes once through a padded
+// copy (the begin padding in front, zeros behind) that is split into the stride's phase rows.
+void fill_planes_f32(const ConvLayout& l, const float* x, int64_t c0, int64_t c1, float* dst,
+                     DeinterleaveFn deinterleave) {
+  const int64_t H = l.in[0], W = l.in[1], PS = l.plane_size(), s = l.stride[1];
+  std::vector<float> padded(static_cast<size_t>(s * l.J[1]));
+  std::vector<float*> phase(static_cast<size_t>(s));
+  for (int64_t c = c0; c < c1; ++c) {
     for (int64_t rh = 0; rh < l.stride[0]; ++rh) {
-      for (int64_t rw = 0; rw < l.stride[1]; ++rw) {
-        float* plane = dst + (c * l.planes() + rh * l.stride[1] + rw) * PS;
-        for (int64_t jh = 0; jh < l.J[0]; ++jh) {
-          float* d = plane + jh * l.J[1];
-          const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
-          if (ih < 0 || ih >= H) {
-            std::fill(d, d + l.J[1], 0.0f);
-            continue;
-          }
-          const float* row = x + (c * H + ih) * W;
-          const int64_t first = rw - l.pad[1];
-          if (l.stride[1] == 1) {
-            const int64_t lo = std::clamp<int64_t>(-first, 0, l.J[1]), hi = std::clamp<int64_t>(W - first, lo, l.J[1]);
-            std::fill(d, d + lo, 0.0f);
-            std::memcpy(d + lo, row + first + lo, static_cast<size_t>(hi - lo) * sizeof(float));
-            std::fill(d + hi, d + l.J[1], 0.0f);
-          } else {
-            for (int64_t jw = 0; jw < l.J[1]; ++jw) {
-              const int64_t iw = jw * l.stride[1] + first;
-              d[jw] = iw >= 0 && iw < W ? row[iw] : 0.0f;
-            }
-          }
+      for (int64_t jh = 0; jh < l.J[0]; ++jh) {
+        const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
+        for (int64_t rw = 0; rw < s; ++rw)
+          phase[static_cast<size_t>(rw)] = dst + (c * l.planes() + rh * s + rw) * PS + jh * l.J[1];
+        if (ih < 0 || ih >= H) {
+          for (float* d : phase) std::fill(d, d + l.J[1], 0.0f);
+          continue;
         }
+        const float* row = x + (c * H + ih) * W;
+        // Padded position i' = iw + pad; phase rw holds i' = jw * s + rw.
+        const int64_t n = s * l.J[1];
+        const int64_t lo = std::min<int64_t>(l.pad[1], n), hi = std::clamp<int64_t>(l.pad[1] + W, lo, n);
+        float* d = s == 1 ? phase[0] : padded.data();
+        std::fill(d, d + lo, 0.0f);
+        std::memcpy(d + lo, row + (lo - l.pad[1]), static_cast<size_t>(hi - lo) * sizeof(float));
+        std::fill(d + hi, d + n, 0.0f);
+        if (s > 1) deinterleave(padded.data(), n, s, phase.data());
       }
     }
   }
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------------------------------------
+// Output segments: the runs of output positions one kernel call covers. Normally one output
+// row (its positions are contiguous in the planes, rows are J_w apart). When the planes are
+// exactly as wide as the output (1x1 convolutions, stride 1, no padding) the whole plane is one
+// contiguous run, so it is cut into a few long segments instead: full vector tiles instead of
+// a masked tail per short row.
+struct Segments {
+  bool flat = false;
+  int64_t count = 0;      // segments per (image, group)
+  int64_t length = 0;     // positions per segment (the last flat one may be shorter)
+  int64_t total = 0;      // output positions per plane
+  int64_t src_pitch = 0;  // plane row pitch (J_w)
+  int64_t out_w = 0;
+
+  void locate(int64_t i, int64_t* src_pos, int64_t* dst_pos, int64_t* len) const {
+    if (flat) {
+      *src_pos = *dst_pos = i * length;
+      *len = std::min(length, total - i * length);
+    } else {
+      *src_pos = i * src_pitch;
+      *dst_pos = i * out_w;
+      *len = out_w;
+    }
+  }
+};
+
+Segments output_segments(const ConvLayout& l, int threads) {
+  Segments s;
+  s.total = l.out[0] * l.out[1];
+  s.src_pitch = l.J[1];
+  s.out_w = l.out[1];
+  s.flat = l.J[1] == l.out[1];
+  if (!s.flat) {
+    s.count = l.out[0];
+    s.length = l.out[1];
+    return s;
+  }
+  // A few segments per thread, each a multiple of 64 positions.
+  const int64_t parts = threads > 1 ? 4 * threads : 1;
+  s.length = std::max<int64_t>(64, round_up((s.total + parts - 1) / parts, 64));
+  s.count = (s.total + s.length - 1) / s.length;
+  return s;
+}
 
 // ---------------------------------------------------------------------------------------------
 // fp32 convolution
@@ -298,6 +388,10 @@ ConvF32Fast::ConvF32Fast(Isa isa, const ConvParams& p, const float* weights)
   cg_ = p.in_channels / group_;
   kernel_[0] = p.spatial_rank == 1 ? 1 : p.kernel[0];
   kernel_[1] = p.spatial_rank == 1 ? p.kernel[0] : p.kernel[1];
+  deinterleave_ = deinterleave_fn(isa);
+  // Depthwise: a whole plane per call with the weights in registers (a row call's setup would
+  // outweigh its 9 multiply-adds per position).
+  if (cg_ == 1 && mg_ == 1 && kernel_[0] * kernel_[1] <= kDwMaxTaps) dw_fn_ = dw_fn(isa);
   mr_ = conv_f32_block_rows(isa_level(isa), mg_);
   const int64_t k = cg_ * kernel_[0] * kernel_[1];
   const int64_t blocks = (mg_ + mr_ - 1) / mr_;
@@ -326,8 +420,11 @@ void ConvF32Fast::run(const ConvParams& p, const float* src, const ConvF32Epilog
   float* planes = lease.as<float>();
   ConvParams one = p;
   one.batch = 1;
+  const int threads_fill = useful_threads(threads, static_cast<double>(plane_elems) * 4.0);
   for (int64_t n = 0; n < p.batch; ++n) {
-    fill_planes_f32(l, src + n * in_image, p.in_channels, planes);
+    parallel_for(threads_fill, p.in_channels, [&](int64_t c0, int64_t c1) {
+      fill_planes_f32(l, src + n * in_image, c0, c1, planes, deinterleave_);
+    });
     ConvF32Epilogue e = ep;
     if (e.residual) e.residual += n * out_image;
     run_planes(one, l, planes, plane_elems, e, dst + n * out_image, threads, scale);
@@ -342,23 +439,54 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
   for (int64_t c = 0, i = 0; c < cg_; ++c)
     for (int64_t kh = 0; kh < kernel_[0]; ++kh)
       for (int64_t kw = 0; kw < kernel_[1]; ++kw) k_off[static_cast<size_t>(i++)] = c * l.planes() * PS + l.tap_offset(kh, kw);
-  const int64_t blocks = (mg_ + mr_ - 1) / mr_;
-  const int64_t units = p.batch * group_ * OH;
   const double macs = static_cast<double>(p.batch) * m_ * OH * OW * k;
-  parallel_for(useful_threads(threads, macs), units, [&](int64_t begin, int64_t end) {
+  if (dw_fn_) {
+    parallel_for(useful_threads(threads, macs), p.batch * group_, [&](int64_t begin, int64_t end) {
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t n = u / group_, g = u % group_;
+        DwF32Plane d;
+        d.src = planes + n * image_stride + g * l.planes() * PS;
+        d.tap_off = k_off.data();
+        d.taps = static_cast<int>(k);
+        d.src_pitch = l.J[1];
+        d.rows = OH;
+        d.cols = OW;
+        d.w = packed_.data() + g * k;
+        d.has_scale = scale != nullptr;
+        d.scale = scale ? scale[g] : 1.0f;
+        d.has_bias = ep.bias != nullptr;
+        d.bias = ep.bias ? ep.bias[g] : 0.0f;
+        const int64_t out_off = (n * m_ + g) * OH * OW;
+        d.dst = dst + out_off;
+        d.res = ep.residual ? ep.residual + out_off : nullptr;
+        d.clamp = ep.clamp;
+        d.lo = ep.lo;
+        d.hi = ep.hi;
+        dw_fn_(d);
+      }
+    });
+    return;
+  }
+  const int64_t blocks = (mg_ + mr_ - 1) / mr_;
+  const int eff = useful_threads(threads, macs);
+  const Segments seg = output_segments(l, eff);
+  const int64_t units = p.batch * group_ * seg.count;
+  parallel_for(eff, units, [&](int64_t begin, int64_t end) {
     for (int64_t u = begin; u < end; ++u) {
-      const int64_t n = u / (group_ * OH), g = (u / OH) % group_, oh = u % OH;
+      const int64_t n = u / (group_ * seg.count), g = (u / seg.count) % group_;
+      int64_t src_pos = 0, dst_pos = 0, len = 0;
+      seg.locate(u % seg.count, &src_pos, &dst_pos, &len);
       ConvF32Row r;
-      r.src = planes + n * image_stride + g * cg_ * l.planes() * PS + oh * l.J[1];
+      r.src = planes + n * image_stride + g * cg_ * l.planes() * PS + src_pos;
       r.k_off = k_off.data();
       r.k = k;
-      r.n = OW;
+      r.n = len;
       r.w = packed_.data() + g * blocks * k * mr_;
       r.mr = mr_;
       r.m = mg_;
       r.scale = scale ? scale + g * mg_ : nullptr;
       r.bias = ep.bias ? ep.bias + g * mg_ : nullptr;
-      const int64_t out_off = ((n * m_ + g * mg_) * OH + oh) * OW;
+      const int64_t out_off = (n * m_ + g * mg_) * OH * OW + dst_pos;
       r.dst = dst + out_off;
       r.ld_dst = OH * OW;
       r.res = ep.residual ? ep.residual + out_off : nullptr;
@@ -484,49 +612,65 @@ void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y
   const int eff_threads = useful_threads(threads, static_cast<double>(m_) * OH * OW * k / 4.0);
 
   for (int64_t n = 0; n < p.batch; ++n) {
-    // 1. Input rows -> position-major planes (quantising fp32 input on the way).
-    const int64_t rows = group_ * planes * l.J[0];
+    // 1. Input rows -> position-major planes (quantising fp32 input on the way). Each source
+    // row is quantised once, padded with the zero point, then split into the stride's phases.
+    const int64_t sw = l.stride[1], padded_len = sw * l.J[1];
+    const int64_t rows = group_ * l.stride[0] * l.J[0];
     parallel_for(eff_threads, rows, [&](int64_t begin, int64_t end) {
-      std::vector<uint8_t> tmp(static_cast<size_t>(cg_ * l.J[1]));
+      std::vector<uint8_t> tmp(static_cast<size_t>(sw * cg_ * l.J[1])), padded(static_cast<size_t>(padded_len));
       for (int64_t u = begin; u < end; ++u) {
-        const int64_t g = u / (planes * l.J[0]), plane = (u / l.J[0]) % planes, jh = u % l.J[0];
-        const int64_t rh = plane / l.stride[1], rw = plane % l.stride[1];
+        const int64_t g = u / (l.stride[0] * l.J[0]), rh = (u / l.J[0]) % l.stride[0], jh = u % l.J[0];
         const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
-        const int64_t pos0 = (g * planes + plane) * PS + jh * l.J[1];
         for (int64_t c = 0; c < cg_; ++c) {
-          uint8_t* t = tmp.data() + c * l.J[1];
           if (ih < 0 || ih >= H) {
-            std::memset(t, zp_u8, static_cast<size_t>(l.J[1]));
+            for (int64_t rw = 0; rw < sw; ++rw)
+              std::memset(tmp.data() + (rw * cg_ + c) * l.J[1], zp_u8, static_cast<size_t>(l.J[1]));
             continue;
           }
           const int64_t ch = g * cg_ + c;
           const void* row = static_cast<const uint8_t*>(x.data) +
                             static_cast<size_t>(((n * p.in_channels + ch) * H + ih) * W) * in_bytes;
-          source_row_u8(x, row, W, rw - l.pad[1], l.stride[1], l.J[1], zp_u8, quantize, t);
+          uint8_t* dst0 = tmp.data() + c * l.J[1];
+          if (sw == 1) {
+            source_row_u8(x, row, W, -l.pad[1], 1, l.J[1], zp_u8, quantize, dst0);
+            continue;
+          }
+          source_row_u8(x, row, W, -l.pad[1], 1, padded_len, zp_u8, quantize, padded.data());
+          for (int64_t rw = 0; rw < sw; ++rw) {
+            uint8_t* d = tmp.data() + (rw * cg_ + c) * l.J[1];
+            for (int64_t j = 0; j < l.J[1]; ++j) d[j] = padded[static_cast<size_t>(j * sw + rw)];
+          }
         }
-        if (ab == 1)
-          pack_u8(tmp.data(), l.J[1], cg_, cgp_, l.J[1], 0, buf + pos0 * cgp_, cgp_);
-        else
-          pack_s16(tmp.data(), l.J[1], cg_, cgp_, l.J[1], 0, reinterpret_cast<int16_t*>(buf) + pos0 * cgp_, cgp_);
+        for (int64_t rw = 0; rw < sw; ++rw) {
+          const int64_t pos0 = (g * planes + rh * sw + rw) * PS + jh * l.J[1];
+          const uint8_t* t = tmp.data() + rw * cg_ * l.J[1];
+          if (ab == 1)
+            pack_u8(t, l.J[1], cg_, cgp_, l.J[1], 0, buf + pos0 * cgp_, cgp_);
+          else
+            pack_s16(t, l.J[1], cg_, cgp_, l.J[1], 0, reinterpret_cast<int16_t*>(buf) + pos0 * cgp_, cgp_);
+        }
       }
     });
-    // 2. Output rows.
-    parallel_for(eff_threads, group_ * OH, [&](int64_t begin, int64_t end) {
+    // 2. Output segments (rows, or runs of a flat plane).
+    const Segments seg = output_segments(l, eff_threads);
+    parallel_for(eff_threads, group_ * seg.count, [&](int64_t begin, int64_t end) {
       for (int64_t u = begin; u < end; ++u) {
-        const int64_t g = u / OH, oh = u % OH;
+        const int64_t g = u / seg.count;
+        int64_t src_pos = 0, dst_pos = 0, len = 0;
+        seg.locate(u % seg.count, &src_pos, &dst_pos, &len);
         QTileRows t;
-        t.src = buf + (g * group_elems + oh * l.J[1] * cgp_) * ab;
+        t.src = buf + (g * group_elems + src_pos * cgp_) * ab;
         t.step = cgp_;
         t.k_off = k_off.data();
         t.ksteps = ksteps_;
-        t.n = OW;
+        t.n = len;
         t.w = packed_.data() + g * blocks * ksteps_ * nb * layout_.kg * layout_.w_bytes;
         t.m = mg_;
         t.kind = y.kind;
         t.corr = corr.data() + g * mg_;
         t.scale = y.scale ? y.scale + g * mg_ : nullptr;
         t.bias = y.bias ? y.bias + g * mg_ : nullptr;
-        const int64_t out_off = ((n * m_ + g * mg_) * OH + oh) * OW;
+        const int64_t out_off = (n * m_ + g * mg_) * OH * OW + dst_pos;
         t.res = y.residual ? y.residual + out_off : nullptr;
         t.ld_res = OH * OW;
         t.clamp = y.clamp;
@@ -562,23 +706,30 @@ void QConvFast::run_via_f32(const ConvParams& p, const QInput& x, const QOutput&
   ConvParams one = p;
   one.batch = 1;
   for (int64_t n = 0; n < p.batch; ++n) {
-    // Planes of (x - zx) as exact small integers in fp32, padding 0.
-    const int64_t rows = p.in_channels * planes * l.J[0];
+    // Planes of (x - zx) as exact small integers in fp32, padding 0: each source row quantised
+    // once, padded with the zero point, then split into the stride's phases.
+    const int64_t sw = l.stride[1], padded_len = sw * l.J[1];
+    const int64_t rows = p.in_channels * l.stride[0] * l.J[0];
     parallel_for(eff_threads, rows, [&](int64_t begin, int64_t end) {
-      std::vector<uint8_t> tmp(static_cast<size_t>(l.J[1]));
+      std::vector<uint8_t> padded(static_cast<size_t>(padded_len));
       for (int64_t u = begin; u < end; ++u) {
-        const int64_t c = u / (planes * l.J[0]), plane = (u / l.J[0]) % planes, jh = u % l.J[0];
-        const int64_t rh = plane / l.stride[1], rw = plane % l.stride[1];
+        const int64_t c = u / (l.stride[0] * l.J[0]), rh = (u / l.J[0]) % l.stride[0], jh = u % l.J[0];
         const int64_t ih = jh * l.stride[0] + rh - l.pad[0];
-        float* d = buf + (c * planes + plane) * PS + jh * l.J[1];
         if (ih < 0 || ih >= H) {
-          std::fill(d, d + l.J[1], 0.0f);
+          for (int64_t rw = 0; rw < sw; ++rw) {
+            float* d = buf + (c * planes + rh * sw + rw) * PS + jh * l.J[1];
+            std::fill(d, d + l.J[1], 0.0f);
+          }
           continue;
         }
         const void* row = static_cast<const uint8_t*>(x.data) +
                           static_cast<size_t>(((n * p.in_channels + c) * H + ih) * W) * in_bytes;
-        source_row_u8(x, row, W, rw - l.pad[1], l.stride[1], l.J[1], zp_u8, quantize, tmp.data());
-        for (int64_t j = 0; j < l.J[1]; ++j) d[j] = static_cast<float>(static_cast<int32_t>(tmp[static_cast<size_t>(j)]) - zp);
+        source_row_u8(x, row, W, -l.pad[1], 1, padded_len, zp_u8, quantize, padded.data());
+        for (int64_t rw = 0; rw < sw; ++rw) {
+          float* d = buf + (c * planes + rh * sw + rw) * PS + jh * l.J[1];
+          const uint8_t* q = padded.data() + rw;
+          for (int64_t j = 0; j < l.J[1]; ++j) d[j] = static_cast<float>(static_cast<int32_t>(q[j * sw]) - zp);
+        }
       }
     });
     if (to_float) {
@@ -670,14 +821,17 @@ void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_
   const uint8_t zp_u8 = static_cast<uint8_t>(kernel_zero_point(a));
   const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
   const bool requant = y.kind == QEpilogueKind::RequantU8 || y.kind == QEpilogueKind::RequantS8;
-  std::vector<int32_t> corr(static_cast<size_t>(n_));
+  // One scratch block: the rows as kernel values, then the per-column corrections (a tiny MLP
+  // row must not pay for an allocation).
+  const size_t act_bytes = static_cast<size_t>(round_up(rows * kp_ * ab, 64));
+  ScratchCache::Lease lease(scratch_, act_bytes + static_cast<size_t>(n_) * sizeof(int32_t));
+  uint8_t* buf = lease.as<uint8_t>();
+  int32_t* corr = reinterpret_cast<int32_t*>(buf + act_bytes);
   for (int64_t nn = 0; nn < n_; ++nn) {
     uint32_t c = static_cast<uint32_t>(zp_u8) * static_cast<uint32_t>(wsum_[static_cast<size_t>(nn)]);
     if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[nn]);
-    corr[static_cast<size_t>(nn)] = static_cast<int32_t>(c);
+    corr[nn] = static_cast<int32_t>(c);
   }
-  ScratchCache::Lease lease(scratch_, static_cast<size_t>(rows * kp_ * ab));
-  uint8_t* buf = lease.as<uint8_t>();
   const size_t in_bytes = input_elem_bytes(a.kind);
   const size_t ob = out_bytes(y.kind);
   const int64_t chunk = layout_.nb;  // rows per tile
@@ -685,7 +839,27 @@ void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_
   const int eff = useful_threads(threads, static_cast<double>(rows) * k_ * n_ / 4.0);
   parallel_for(eff, chunks, [&](int64_t begin, int64_t end) {
     const int64_t r0 = begin * chunk, r1 = std::min(rows, end * chunk);
-    // Rows of A as kernel values, K padded with zeros (their weights are zero too).
+    // Rows of A as kernel values, K padded with zeros (their weights are zero too). fp32 rows
+    // that need no padding are quantised in one call (a row of 6 features is too short for
+    // the vector loop on its own).
+    if (a.kind == QInputKind::F32 && ab == 1 && kp_ == k_) {
+      quantize(static_cast<const float*>(a.data) + r0 * k_, (r1 - r0) * k_, a.scale, a.zero_point, buf + r0 * kp_);
+    } else if (a.kind == QInputKind::F32) {
+      std::vector<uint8_t> q(static_cast<size_t>((r1 - r0) * k_));
+      quantize(static_cast<const float*>(a.data) + r0 * k_, (r1 - r0) * k_, a.scale, a.zero_point, q.data());
+      for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* s = q.data() + (r - r0) * k_;
+        if (ab == 1) {
+          uint8_t* d = buf + r * kp_;
+          std::memcpy(d, s, static_cast<size_t>(k_));
+          std::memset(d + k_, 0, static_cast<size_t>(kp_ - k_));
+        } else {
+          int16_t* d = reinterpret_cast<int16_t*>(buf) + r * kp_;
+          for (int64_t i = 0; i < k_; ++i) d[i] = s[i];
+          for (int64_t i = k_; i < kp_; ++i) d[i] = 0;
+        }
+      }
+    } else {
     for (int64_t r = r0; r < r1; ++r) {
       const void* row = static_cast<const uint8_t*>(a.data) + static_cast<size_t>(r * k_) * in_bytes;
       if (ab == 1) {
@@ -704,6 +878,7 @@ void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_
         for (int64_t i = k_; i < kp_; ++i) d[i] = 0;
       }
     }
+    }
     QTileRows t;
     t.src = buf + r0 * kp_ * ab;
     t.step = kp_;
@@ -713,7 +888,7 @@ void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_
     t.w = packed_.data();
     t.m = n_;
     t.kind = y.kind;
-    t.corr = corr.data();
+    t.corr = corr;
     t.scale = y.scale;
     t.bias = y.bias;
     t.res = y.residual ? y.residual + r0 * ld_y : nullptr;
@@ -749,25 +924,23 @@ void GemmF32Fast::run(int64_t rows, const float* a, int64_t lda, const float* bi
   if (rows <= 0) return;
   const int mr = conv_f32_block_rows(isa_level(isa_), rows);
   const int64_t blocks = (rows + mr - 1) / mr;
-  ScratchCache::Lease lease(scratch_, static_cast<size_t>(blocks * mr * k_) * sizeof(float));
-  float* ap = lease.as<float>();
   const int eff = useful_threads(threads, static_cast<double>(rows) * k_ * n_);
   parallel_for(eff, blocks, [&](int64_t begin, int64_t end) {
     for (int64_t bl = begin; bl < end; ++bl) {
-      float* w = ap + bl * k_ * mr;
-      for (int64_t kk = 0; kk < k_; ++kk)
-        for (int i = 0; i < mr; ++i) {
-          const int64_t r = bl * mr + i;
-          w[kk * mr + i] = r < rows ? a[r * lda + kk] : 0.0f;
-        }
+      // A's rows serve as the "weights" in place: row i of the block at a + i * lda. The last
+      // block may be short; its missing rows repeat the last row (computed, not stored).
+      const int64_t valid = std::min<int64_t>(mr, rows - bl * mr);
       ConvF32Row r;
       r.src = packed_.data();
       r.k_off = k_off_.data();
       r.k = k_;
       r.n = n_;
-      r.w = w;
+      r.w = a + bl * mr * lda;
+      r.w_kstride = 1;
+      r.w_istride = lda;
+      r.w_rows = valid;
       r.mr = mr;
-      r.m = std::min<int64_t>(mr, rows - bl * mr);
+      r.m = valid;
       r.dst = y + bl * mr * ld_y;
       r.ld_dst = ld_y;
       r.res = bias;

@@ -86,8 +86,18 @@ struct ConvF32Epilogue {
   float lo = 0.0f, hi = 0.0f;
 };
 
+/// What the ops hold: an fp32 convolution prepared for constant weights (tinyq's kernels or
+/// the oneDNN adapter).
+class ConvF32Kernel {
+ public:
+  virtual ~ConvF32Kernel() = default;
+  /// dst = epilogue(conv(src)) for the geometry p (same weights as prepared).
+  virtual void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const = 0;
+  virtual std::string name() const = 0;
+};
+
 /// An fp32 convolution with packed weights.
-class ConvF32Fast {
+class ConvF32Fast final : public ConvF32Kernel {
  public:
   /// weights: [M, C/group, kernel...] as ONNX lays them out. `isa` picks the row kernel
   /// (Ref, Avx2 or Avx512 and up).
@@ -96,18 +106,24 @@ class ConvF32Fast {
   /// `scale` (per output channel, or null) multiplies the sum before the bias (the exact
   /// integer path uses it).
   void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
-           const float* scale = nullptr) const;
+           const float* scale) const;
+  void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const override {
+    run(p, src, ep, dst, threads, nullptr);
+  }
   /// Same, for an input already laid out as `layout` planes by the caller (the integer path
   /// writes them while quantising). src holds [C][planes][J_h][J_w] per image, image stride
   /// `image_stride` elements.
   void run_planes(const ConvParams& p, const ConvLayout& layout, const float* planes, int64_t image_stride,
                   const ConvF32Epilogue& ep, float* dst, int threads, const float* scale) const;
-  const char* name() const { return name_; }
+  std::string name() const override { return name_; }
 
  private:
   Isa isa_;
   const char* name_;
   ConvF32RowFn fn_;
+  DwF32PlaneFn dw_fn_ = nullptr;  // depthwise: one input and one output channel per group
+  using DeinterleaveFn = void (*)(const float*, int64_t, int64_t, float* const*);
+  DeinterleaveFn deinterleave_ = nullptr;
   int mr_;
   int64_t m_, cg_, mg_, group_, kernel_[2];
   std::vector<float> packed_;  // [group][block][k][mr]
@@ -144,15 +160,26 @@ struct QWeights {
   int64_t zp_stride = 0;                 ///< 0: one for all, 1: per output channel / column
 };
 
+/// What the ops hold: an integer convolution prepared for constant weights (tinyq's kernels
+/// or the oneDNN adapter): sum (w - zw)(x - zx), exact, then the epilogue.
+class QConvKernel {
+ public:
+  virtual ~QConvKernel() = default;
+  virtual void run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const = 0;
+  virtual std::string name() const = 0;
+};
+
 /// An integer convolution (ConvInteger, QLinearConv, the fused dynamic-quantisation conv):
 /// sum (w - zw)(x - zx), exact, then the epilogue. Weights with w - zw outside int8 go to
 /// the scalar reference (QConvFast::declines says so).
-class QConvFast {
+class QConvFast final : public QConvKernel {
  public:
   static std::string declines(const ConvParams& p, const QWeights& w);
   QConvFast(Isa isa, const ConvParams& p, const QWeights& w);
-  void run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
-  const char* name() const { return name_; }
+  void run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const override;
+  std::string name() const override { return name_; }
+  /// True when this convolution accumulates exactly in fp32 (thin shapes, see conv_fast.cpp).
+  bool via_f32() const { return via_f32_; }
 
  private:
   void run_tiles(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
@@ -181,7 +208,7 @@ class QGemmFast {
   void run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_y, int threads) const;
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
-  const char* name() const { return name_; }
+  std::string name() const { return name_; }
 
  private:
   Isa isa_;
@@ -203,7 +230,7 @@ class GemmF32Fast {
   /// A: [rows, K] with row stride lda; y: [rows, N] with row stride ld_y.
   void run(int64_t rows, const float* a, int64_t lda, const float* bias, bool clamp, float lo, float hi, float* y,
            int64_t ld_y, int threads) const;
-  const char* name() const { return name_; }
+  std::string name() const { return name_; }
 
  private:
   Isa isa_;
@@ -221,5 +248,8 @@ ConvF32RowFn conv_f32_row_fn(Isa isa);
 const char* conv_f32_row_name(Isa isa);
 MinMaxFn minmax_fn(Isa isa);
 QuantizeU8Fn quantize_u8_fn(Isa isa);
+QuantizeS8Fn quantize_s8_fn(Isa isa);
+DequantizeFn dequantize_fn(Isa isa);
+QAddFn qadd_fn(Isa isa);
 
 }  // namespace tinyq::kernels

@@ -32,6 +32,9 @@ struct ConvF32Row {
   int64_t n = 0;                 ///< output positions in the row
   const float* w = nullptr;      ///< packed blocks; block b at w + b * k * mr
   int mr = 1;                    ///< channels per packed block
+  /// Unpacked weights instead (one block, GEMM rows read in place): channel i, tap k at
+  /// w[k * w_kstride + min(i, w_rows - 1) * w_istride]. w_kstride 0 means packed.
+  int64_t w_kstride = 0, w_istride = 0, w_rows = 0;
   int64_t m = 0;                 ///< output channels (valid rows over all blocks)
   const float* scale = nullptr;  ///< per channel, or null
   const float* bias = nullptr;   ///< per channel, or null
@@ -51,6 +54,37 @@ void conv_f32_row_avx512(const ConvF32Row& r);
 
 /// Channel-block sizes each ISA's row kernel is written for, largest first.
 int conv_f32_block_rows(int isa_level, int64_t channels);
+
+/// Depthwise planes: one channel of a convolution with one input and one output channel per
+/// group, whole output plane per call. Output (oh, ow) of tap t reads
+/// src[tap_off[t] + oh * src_pitch + ow]; weights stay in registers for the plane. Same
+/// epilogue as ConvF32Row (scale, bias, residual, clamp; one channel).
+struct DwF32Plane {
+  const float* src = nullptr;
+  const int64_t* tap_off = nullptr;
+  int taps = 0;                   ///< at most kDwMaxTaps
+  int64_t src_pitch = 0;
+  int64_t rows = 0, cols = 0;     ///< output plane
+  const float* w = nullptr;       ///< taps weights
+  float scale = 1.0f;
+  bool has_scale = false;
+  float bias = 0.0f;
+  bool has_bias = false;
+  float* dst = nullptr;           ///< row pitch `cols`
+  const float* res = nullptr;     ///< residual plane or null
+  bool clamp = false;
+  float lo = 0.0f, hi = 0.0f;
+};
+constexpr int kDwMaxTaps = 25;
+using DwF32PlaneFn = void (*)(const DwF32Plane&);
+void dw_f32_plane_ref(const DwF32Plane& d);
+void dw_f32_plane_avx2(const DwF32Plane& d);
+void dw_f32_plane_avx512(const DwF32Plane& d);
+
+/// Splits a row into `stride` phase rows: out[r][j] = src[j * stride + r] for the j with
+/// j * stride + r < n (2 and other strides; the AVX2 version vectorises stride 2).
+void deinterleave_f32_ref(const float* src, int64_t n, int64_t stride, float* const* out);
+void deinterleave_f32_avx2(const float* src, int64_t n, int64_t stride, float* const* out);
 
 // ---------------------------------------------------------------------------------------------
 // Integer (u8 x s8 -> s32) tiles: "lanes = output channels".
@@ -125,6 +159,39 @@ void minmax_f32_avx2(const float* src, int64_t n, float* lo, float* hi);
 using QuantizeU8Fn = void (*)(const float* src, int64_t n, float scale, int32_t zero_point, uint8_t* dst);
 void quantize_f32_u8_avx2(const float* src, int64_t n, float scale, int32_t zero_point, uint8_t* dst);
 void quantize_f32_u8_row_ref(const float* src, int64_t n, float scale, int32_t zero_point, uint8_t* dst);
+
+/// QuantizeLinear to int8 (range [-128, 127]), otherwise as the uint8 version.
+using QuantizeS8Fn = void (*)(const float* src, int64_t n, float scale, int32_t zero_point, int8_t* dst);
+void quantize_f32_s8_avx2(const float* src, int64_t n, float scale, int32_t zero_point, int8_t* dst);
+void quantize_f32_s8_row_ref(const float* src, int64_t n, float scale, int32_t zero_point, int8_t* dst);
+
+/// DequantizeLinear of n 8-bit values: dst = float(q - zero_point) * scale.
+using DequantizeFn = void (*)(const void* src, bool is_u8, int64_t n, float scale, int32_t zero_point, float* dst);
+void dequantize_8_f32_avx2(const void* src, bool is_u8, int64_t n, float scale, int32_t zero_point, float* dst);
+void dequantize_8_f32_row_ref(const void* src, bool is_u8, int64_t n, float scale, int32_t zero_point, float* dst);
+
+/// The QDQ residual add, as the float graph computes it: dequantise both operands, add in
+/// fp32, quantise the sum (each step rounded as its op rounds it):
+///     y = saturate(round_half_even(((a - za) * sa + (b - zb) * sb) / sy) + zy)
+/// a, b and y are 8-bit, each uint8 or int8 as flagged.
+struct QAddArgs {
+  const void* a = nullptr;
+  bool a_u8 = false;
+  float sa = 1.0f;
+  int32_t za = 0;
+  const void* b = nullptr;
+  bool b_u8 = false;
+  float sb = 1.0f;
+  int32_t zb = 0;
+  void* y = nullptr;
+  bool y_u8 = false;
+  float sy = 1.0f;
+  int32_t zy = 0;
+  int64_t n = 0;
+};
+using QAddFn = void (*)(const QAddArgs&);
+void qadd_avx2(const QAddArgs& args);
+void qadd_ref(const QAddArgs& args);
 
 /// Position-major ("NHWC") packing of `channels` rows of n uint8 values (row c at
 /// src + c * ld_src): dst[p * step + c] = src[c * ld_src + p] ^ flip, for c < channels; the

@@ -24,7 +24,11 @@ void conv_f32_row_ref(const ConvF32Row& r) {
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int64_t k = 0; k < r.k; ++k) {
         const float x = r.src[r.k_off[k] + p];
-        for (int i = 0; i < r.mr; ++i) acc[static_cast<size_t>(i)] += w[k * r.mr + i] * x;
+        for (int i = 0; i < r.mr; ++i) {
+          const float wv = r.w_kstride ? r.w[k * r.w_kstride + std::min<int64_t>(i, r.w_rows - 1) * r.w_istride]
+                                       : w[k * r.mr + i];
+          acc[static_cast<size_t>(i)] += wv * x;
+        }
       }
       for (int i = 0; i < r.mr; ++i) {
         const int64_t c = b * r.mr + i;
@@ -41,6 +45,28 @@ void conv_f32_row_ref(const ConvF32Row& r) {
       }
     }
   }
+}
+
+void dw_f32_plane_ref(const DwF32Plane& d) {
+  for (int64_t oh = 0; oh < d.rows; ++oh) {
+    for (int64_t ow = 0; ow < d.cols; ++ow) {
+      float acc = 0.0f;
+      for (int t = 0; t < d.taps; ++t) acc += d.w[t] * d.src[d.tap_off[t] + oh * d.src_pitch + ow];
+      float y = acc;
+      if (d.has_scale) y = y * d.scale;
+      if (d.has_bias) y = y + d.bias;
+      if (d.res) y = y + d.res[oh * d.cols + ow];
+      if (d.clamp) {  // as clip_ref: NaN passes
+        y = y < d.lo ? d.lo : y;
+        y = y > d.hi ? d.hi : y;
+      }
+      d.dst[oh * d.cols + ow] = y;
+    }
+  }
+}
+
+void deinterleave_f32_ref(const float* src, int64_t n, int64_t stride, float* const* out) {
+  for (int64_t i = 0; i < n; ++i) out[i % stride][i / stride] = src[i];
 }
 
 int conv_f32_block_rows(int isa_level, int64_t channels) {
@@ -103,6 +129,32 @@ void qtile_rows_u8s8_ref(const QTileRows& t) {
 
 void quantize_f32_u8_row_ref(const float* src, int64_t n, float scale, int32_t zero_point, uint8_t* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(qmath::quantize(src[i], scale, zero_point, 0, 255));
+}
+
+void quantize_f32_s8_row_ref(const float* src, int64_t n, float scale, int32_t zero_point, int8_t* dst) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<int8_t>(qmath::quantize(src[i], scale, zero_point, -128, 127));
+}
+
+void dequantize_8_f32_row_ref(const void* src, bool is_u8, int64_t n, float scale, int32_t zero_point, float* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t q = is_u8 ? static_cast<const uint8_t*>(src)[i] : static_cast<const int8_t*>(src)[i];
+    dst[i] = qmath::dequantize(q, scale, zero_point);
+  }
+}
+
+void qadd_ref(const QAddArgs& t) {
+  auto load = [](const void* p, bool u8, int64_t i) -> int32_t {
+    return u8 ? static_cast<const uint8_t*>(p)[i] : static_cast<const int8_t*>(p)[i];
+  };
+  for (int64_t i = 0; i < t.n; ++i) {
+    const float fa = qmath::dequantize(load(t.a, t.a_u8, i), t.sa, t.za);
+    const float fb = qmath::dequantize(load(t.b, t.b_u8, i), t.sb, t.zb);
+    const float f = fa + fb;
+    if (t.y_u8)
+      static_cast<uint8_t*>(t.y)[i] = static_cast<uint8_t>(qmath::quantize(f, t.sy, t.zy, 0, 255));
+    else
+      static_cast<int8_t*>(t.y)[i] = static_cast<int8_t>(qmath::quantize(f, t.sy, t.zy, -128, 127));
+  }
 }
 
 namespace {

@@ -7,13 +7,15 @@
 // the problem), packs the weights for the winner and returns it. With `allow_ref` false a
 // choice of the reference level returns nullptr, so an op file keeps its own scalar path
 // (kernels/ref), which stays the fallback and the oracle; fused ops pass true and get the
-// portable version of the fast kernels instead.
+// portable version of the fast kernels instead. TINYQ_ONEDNN=0 / 1 turns the oneDNN candidates
+// off / on everywhere they apply (default: where bench measured them faster).
 
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "kernels/fast/conv_fast.h"
+#include "tinyq/tensor.h"
 
 namespace tinyq::kernels {
 
@@ -21,12 +23,22 @@ namespace tinyq::kernels {
 /// left for the input. w_shape is [M, C / group, kernel...].
 ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group);
 
-std::shared_ptr<const ConvF32Fast> select_conv_f32(const ConvParams& wg, const float* weights, bool allow_ref);
-std::shared_ptr<const QConvFast> select_qconv(const ConvParams& wg, const QWeights& w, bool allow_ref);
+/// `has_residual`: the op adds a residual in the epilogue (the oneDNN adapter declines those).
+std::shared_ptr<const ConvF32Kernel> select_conv_f32(const ConvParams& wg, const float* weights, bool has_residual,
+                                                     bool allow_ref);
+std::shared_ptr<const QConvKernel> select_qconv(const ConvParams& wg, const QWeights& w, bool allow_ref);
 std::shared_ptr<const QGemmFast> select_qgemm(int64_t k, int64_t n, const QWeights& b, bool b_transposed,
                                               bool allow_ref);
 std::shared_ptr<const GemmF32Fast> select_gemm_f32(int64_t k, int64_t n, const float* b, bool b_transposed,
                                                    bool allow_ref);
+
+/// For op files (ConvInteger, QLinearConv, MatMulInteger): the fast integer kernel for
+/// constant 8-bit weights and weight zero points (null: 0; one value, or one per output
+/// channel / column), or nullptr when they are not constant (w null), the kernels decline them,
+/// or dispatch picks the reference level. `w` is [M, C/group, kernel...] for a convolution and
+/// [K, N] for a GEMM.
+std::shared_ptr<const QConvKernel> prepare_qconv(const Tensor* w, const Tensor* w_zero_point, int64_t group);
+std::shared_ptr<const QGemmFast> prepare_qgemm(const Tensor* b, const Tensor* b_zero_point);
 
 /// The ISA the element-wise helpers (range scan, quantisation) use.
 Isa elementwise_isa();

@@ -102,7 +102,7 @@ Pool& pool() {
 
 }  // namespace
 
-void parallel_for(int threads, int64_t n, const std::function<void(int64_t, int64_t)>& fn) {
+void parallel_for_ref(int threads, int64_t n, RangeFn fn) {
   if (n <= 0) return;
   const int parts = static_cast<int>(std::min<int64_t>(std::max(threads, 1), n));
   if (parts <= 1 || t_in_pool_slice) {

@@ -12,9 +12,32 @@
 
 namespace tinyq::kernels {
 
+/// A non-owning reference to a callable fn(begin, end): no allocation (a std::function around
+/// a lambda with many captures would allocate on every call, which the tiny MLPs feel).
+class RangeFn {
+ public:
+  template <typename Fn>
+  RangeFn(Fn& fn)  // NOLINT: implicit, from the lambda the caller passes
+      : obj_(&fn), call_([](void* o, int64_t b, int64_t e) { (*static_cast<Fn*>(o))(b, e); }) {}
+  void operator()(int64_t begin, int64_t end) const { call_(obj_, begin, end); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*, int64_t, int64_t);
+};
+
 /// Runs fn(begin, end) over slices of [0, n) on up to `threads` threads (the caller's thread
 /// takes the first slice). threads <= 1 or n <= 1 runs fn(0, n) directly.
-void parallel_for(int threads, int64_t n, const std::function<void(int64_t, int64_t)>& fn);
+void parallel_for_ref(int threads, int64_t n, RangeFn fn);
+template <typename Fn>
+void parallel_for(int threads, int64_t n, Fn&& fn) {
+  if (n <= 0) return;
+  if (threads <= 1 || n == 1) {
+    fn(int64_t{0}, n);
+    return;
+  }
+  parallel_for_ref(threads, n, RangeFn(fn));
+}
 
 /// Threads the current Session::run allows on this thread (1 outside a run). The session sets
 /// it for the duration of a run (ThreadScope), so every op can use SessionOptions::threads

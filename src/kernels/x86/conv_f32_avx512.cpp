@@ -11,6 +11,8 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
+
 #include "kernels/fast/micro_kernels.h"
 
 namespace tinyq::kernels {
@@ -18,6 +20,7 @@ namespace tinyq::kernels {
 namespace {
 
 inline __mmask16 lane_mask(int64_t lanes) {
+  if (lanes <= 0) return 0;
   return lanes >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << lanes) - 1u);
 }
 
@@ -31,15 +34,19 @@ __attribute__((noinline)) void accumulate(const ConvF32Row& r, const float* w, c
   __m512 acc[MR * V];
 #pragma GCC unroll 32
   for (int i = 0; i < MR * V; ++i) acc[i] = _mm512_setzero_ps();
+  // Packed weights: [k][MR]; rows read in place (GEMM): row i at i * w_istride, k contiguous.
+  const int64_t ks = r.w_kstride ? r.w_kstride : MR;
+  int64_t woff[MR];
+  for (int i = 0; i < MR; ++i) woff[i] = r.w_kstride ? std::min<int64_t>(i, r.w_rows - 1) * r.w_istride : i;
   for (int64_t k = 0; k < r.k; ++k) {
     const float* sk = s + r.k_off[k];
     __m512 x[V];
 #pragma GCC unroll 4
     for (int v = 0; v < V; ++v) x[v] = _mm512_maskz_loadu_ps(mask[v], sk + 16 * v);
-    const float* wk = w + k * MR;
+    const float* wk = w + k * ks;
 #pragma GCC unroll 8
     for (int i = 0; i < MR; ++i) {
-      const __m512 b = _mm512_set1_ps(wk[i]);
+      const __m512 b = _mm512_set1_ps(wk[woff[i]]);
 #pragma GCC unroll 4
       for (int v = 0; v < V; ++v) acc[i * V + v] = _mm512_fmadd_ps(b, x[v], acc[i * V + v]);
     }
@@ -80,12 +87,76 @@ void row(const ConvF32Row& r) {
   // Full tiles; every channel block reuses the same input vectors from L1.
   for (; p + width <= r.n; p += width)
     for (int64_t b = 0; b < blocks; ++b) tile<MR, V>(r, r.w + b * r.k * MR, b * MR, p, width);
-  // The rest, one masked vector at a time.
-  for (; p < r.n; p += 16)
-    for (int64_t b = 0; b < blocks; ++b) tile<MR, 1>(r, r.w + b * r.k * MR, b * MR, p, r.n - p);
+  // The rest in tiles as wide as it needs (the last vector masked): a tile with few
+  // accumulators is bound by FMA latency, so one 2-vector tile beats two 1-vector ones.
+  while (p < r.n) {
+    const int64_t rest = r.n - p, vectors = (rest + 15) / 16;
+    const int v = vectors >= 3 && V > 3 ? 3 : vectors >= 2 && V > 2 ? 2 : 1;
+    for (int64_t b = 0; b < blocks; ++b) {
+      const float* w = r.w + b * r.k * MR;
+      if (v == 3)
+        tile<MR, (V > 3 ? 3 : 1)>(r, w, b * MR, p, rest);
+      else if (v == 2)
+        tile<MR, (V > 2 ? 2 : 1)>(r, w, b * MR, p, rest);
+      else
+        tile<MR, 1>(r, w, b * MR, p, rest);
+    }
+    p += 16 * v;
+  }
+}
+
+// One depthwise output row: 4 vectors (64 positions) per step, the weights in registers.
+template <int T>
+inline void dw_row(const DwF32Plane& d, const __m512* w, const int64_t* off, int64_t oh) {
+  const float* s = d.src + oh * d.src_pitch;
+  float* o = d.dst + oh * d.cols;
+  const float* res = d.res ? d.res + oh * d.cols : nullptr;
+  const int taps = T > 0 ? T : d.taps;
+  const __m512 lo = _mm512_set1_ps(d.lo), hi = _mm512_set1_ps(d.hi);
+  const __m512 scale = _mm512_set1_ps(d.scale), bias = _mm512_set1_ps(d.bias);
+  for (int64_t ow = 0; ow < d.cols; ow += 64) {
+    __mmask16 m[4];
+    __m512 acc[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      m[v] = lane_mask(d.cols - ow - 16 * v);
+      acc[v] = _mm512_setzero_ps();
+    }
+#pragma GCC unroll 9
+    for (int t = 0; t < taps; ++t) {
+      const float* p = s + off[t] + ow;
+      const __m512 wt = T > 0 ? w[t] : _mm512_set1_ps(d.w[t]);
+#pragma GCC unroll 4
+      for (int v = 0; v < 4; ++v) acc[v] = _mm512_fmadd_ps(wt, _mm512_maskz_loadu_ps(m[v], p + 16 * v), acc[v]);
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < 4; ++v) {
+      if (!m[v]) break;
+      __m512 y = acc[v];
+      if (d.has_scale) y = _mm512_mul_ps(y, scale);
+      if (d.has_bias) y = _mm512_add_ps(y, bias);
+      if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(m[v], res + ow + 16 * v));
+      if (d.clamp) y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));  // NaN passes, as Relu and Clip
+      _mm512_mask_storeu_ps(o + ow + 16 * v, m[v], y);
+    }
+  }
+}
+
+template <int T>
+void dw_plane(const DwF32Plane& d) {
+  __m512 w[T > 0 ? T : 1];
+  for (int t = 0; t < T; ++t) w[t] = _mm512_set1_ps(d.w[t]);
+  for (int64_t oh = 0; oh < d.rows; ++oh) dw_row<T>(d, w, d.tap_off, oh);
 }
 
 }  // namespace
+
+void dw_f32_plane_avx512(const DwF32Plane& d) {
+  if (d.taps == 9)
+    dw_plane<9>(d);
+  else
+    dw_plane<0>(d);
+}
 
 void conv_f32_row_avx512(const ConvF32Row& r) {
   switch (r.mr) {

@@ -114,25 +114,36 @@ size_t out_bytes(QEpilogueKind k) {
   return k == QEpilogueKind::RequantU8 || k == QEpilogueKind::RequantS8 ? 1 : 4;
 }
 
-// The k loop alone, the 8 accumulators in registers; written out once at the end. A tail tile
-// (np < 8 positions) repeats its last position instead of reading past the data.
-template <bool Tail>
+// The k loop alone, P (<= 8) accumulators in registers; written out once at the end. A short
+// tile (np < P positions) repeats its last position instead of reading past the data.
+template <int P>
 __attribute__((noinline)) void compute(const QTileRows& t, const int16_t* base, int64_t np, const int16_t* wb,
                                        __m256i* out) {
-  __m256i acc[8];
+  __m256i acc[P];
 #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) acc[i] = _mm256_setzero_si256();
-  int64_t row_off[8];
-  for (int i = 0; i < 8; ++i) row_off[i] = (Tail ? (i < np ? i : np - 1) : i) * t.step;
+  for (int i = 0; i < P; ++i) acc[i] = _mm256_setzero_si256();
+  int64_t row_off[P];
+  for (int i = 0; i < P; ++i) row_off[i] = (i < np ? i : np - 1) * t.step;
   for (int64_t j = 0; j < t.ksteps; ++j) {
     const __m256i wv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wb + j * 16));
     const int16_t* a = base + t.k_off[j];
 #pragma GCC unroll 8
-    for (int i = 0; i < 8; ++i)
+    for (int i = 0; i < P; ++i)
       acc[i] = _mm256_add_epi32(acc[i], _mm256_madd_epi16(bcast_dword(a + row_off[i]), wv));
   }
 #pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) out[i] = acc[i];
+  for (int i = 0; i < P; ++i) out[i] = acc[i];
+}
+
+void compute_any(const QTileRows& t, const int16_t* base, int64_t np, const int16_t* wb, __m256i* out) {
+  if (np > 4)
+    compute<8>(t, base, np, wb, out);
+  else if (np > 2)
+    compute<4>(t, base, np, wb, out);
+  else if (np > 1)
+    compute<2>(t, base, np, wb, out);
+  else
+    compute<1>(t, base, np, wb, out);
 }
 
 }  // namespace
@@ -151,10 +162,7 @@ void qtile_rows_u8s8_avx2(const QTileRows& t) {
     for (int64_t b = 0; b < blocks; ++b) {
       __m256i acc[8];
       const int16_t* wb = w + b * t.ksteps * 16;
-      if (np == 8)
-        compute<false>(t, base, np, wb, acc);
-      else
-        compute<true>(t, base, np, wb, acc);
+      compute_any(t, base, np, wb, acc);
       const int64_t c0 = b * 8;
       const int64_t nc = t.m - c0 < 8 ? t.m - c0 : 8;
       if (t.channel_major) {

@@ -28,6 +28,7 @@ inline __m512i bcast_dword(const uint8_t* p) {
 }
 
 inline __mmask16 lane_mask(int64_t lanes) {
+  if (lanes <= 0) return 0;
   return lanes >= 16 ? static_cast<__mmask16>(0xFFFF) : static_cast<__mmask16>((1u << lanes) - 1u);
 }
 
@@ -108,34 +109,48 @@ size_t out_bytes(QEpilogueKind k) {
   return k == QEpilogueKind::RequantU8 || k == QEpilogueKind::RequantS8 ? 1 : 4;
 }
 
-// The k loop alone, the 16 accumulators in registers; written out once at the end. A tail
-// tile (np < 16 positions) repeats its last position instead of reading past the data.
-template <bool Tail>
+// The k loop alone, P (<= 16) accumulators in registers; written out once at the end. A short
+// tile (np < P positions) repeats its last position instead of reading past the data; tiles
+// of 1, 2, 4 or 8 positions keep a batch-1 GEMM from computing 16 copies of its one row.
+template <int P>
 __attribute__((noinline)) void compute(const QTileRows& t, const uint8_t* base, int64_t np, const int8_t* wb,
                                        __m512i* out) {
-  __m512i acc[16];
+  __m512i acc[P];
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) acc[i] = _mm512_setzero_si512();
+  for (int i = 0; i < P; ++i) acc[i] = _mm512_setzero_si512();
   const int64_t step = t.step;
-  if (Tail) {
-    int64_t row_off[16];
-    for (int i = 0; i < 16; ++i) row_off[i] = (i < np ? i : np - 1) * step;
+  if (np < P) {
+    int64_t row_off[P];
+    for (int i = 0; i < P; ++i) row_off[i] = (i < np ? i : np - 1) * step;
     for (int64_t j = 0; j < t.ksteps; ++j) {
       const __m512i wv = _mm512_loadu_si512(wb + j * 64);
       const uint8_t* a = base + t.k_off[j];
 #pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], bcast_dword(a + row_off[i]), wv);
+      for (int i = 0; i < P; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], bcast_dword(a + row_off[i]), wv);
     }
   } else {
     for (int64_t j = 0; j < t.ksteps; ++j) {
       const __m512i wv = _mm512_loadu_si512(wb + j * 64);
       const uint8_t* a = base + t.k_off[j];
 #pragma GCC unroll 16
-      for (int i = 0; i < 16; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], bcast_dword(a + i * step), wv);
+      for (int i = 0; i < P; ++i) acc[i] = _mm512_dpbusd_epi32(acc[i], bcast_dword(a + i * step), wv);
     }
   }
 #pragma GCC unroll 16
-  for (int i = 0; i < 16; ++i) out[i] = acc[i];
+  for (int i = 0; i < P; ++i) out[i] = acc[i];
+}
+
+void compute_any(const QTileRows& t, const uint8_t* base, int64_t np, const int8_t* wb, __m512i* out) {
+  if (np > 8)
+    compute<16>(t, base, np, wb, out);
+  else if (np > 4)
+    compute<8>(t, base, np, wb, out);
+  else if (np > 2)
+    compute<4>(t, base, np, wb, out);
+  else if (np > 1)
+    compute<2>(t, base, np, wb, out);
+  else
+    compute<1>(t, base, np, wb, out);
 }
 
 }  // namespace
@@ -154,10 +169,7 @@ void qtile_rows_u8s8_avx512vnni(const QTileRows& t) {
     for (int64_t b = 0; b < blocks; ++b) {
       __m512i acc[16];
       const int8_t* wb = w + b * t.ksteps * 64;
-      if (np == 16)
-        compute<false>(t, base, np, wb, acc);
-      else
-        compute<true>(t, base, np, wb, acc);
+      compute_any(t, base, np, wb, acc);
       const int64_t c0 = b * 16;
       const int64_t nc = t.m - c0 < 16 ? t.m - c0 : 16;
       if (t.channel_major) {

@@ -70,7 +70,100 @@ void quantize_f32_u8_avx2(const float* src, int64_t n, float scale, int32_t zero
     const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packus_epi16(ab, cd), order);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
   }
+  for (; i + 8 <= n; i += 8) {  // short rows (a tiny MLP's 6 to 32 features)
+    __m256 y = _mm256_div_ps(_mm256_loadu_ps(src + i), s);
+    y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);
+    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(dst + i), _mm_packus_epi16(w, w));
+  }
   for (; i < n; ++i) dst[i] = static_cast<uint8_t>(qmath::quantize(src[i], scale, zero_point, 0, 255));
+}
+
+void quantize_f32_s8_avx2(const float* src, int64_t n, float scale, int32_t zero_point, int8_t* dst) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(-128 - zero_point));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(127 - zero_point));
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  const __m256i order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    __m256i q[4];
+    for (int k = 0; k < 4; ++k) {
+      __m256 y = _mm256_div_ps(_mm256_loadu_ps(src + i + 8 * k), s);
+      y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);  // NaN -> low bound, as qmath
+      q[k] = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);
+    }
+    const __m256i ab = _mm256_packs_epi32(q[0], q[1]), cd = _mm256_packs_epi32(q[2], q[3]);
+    const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(ab, cd), order);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + i), bytes);
+  }
+  for (; i < n; ++i) dst[i] = static_cast<int8_t>(qmath::quantize(src[i], scale, zero_point, -128, 127));
+}
+
+namespace {
+
+// 8 consecutive 8-bit values widened to int32.
+inline __m256i load8_epi32(const void* p, bool u8) {
+  const __m128i b = _mm_loadl_epi64(static_cast<const __m128i*>(p));
+  return u8 ? _mm256_cvtepu8_epi32(b) : _mm256_cvtepi8_epi32(b);
+}
+
+inline __m256 dequant8(const void* p, bool u8, __m256i zp, __m256 scale) {
+  return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(load8_epi32(p, u8), zp)), scale);
+}
+
+// Stores 8 int32 lanes (already in range) as 8 bytes.
+inline void store8_bytes(void* dst, __m256i v) {
+  const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  _mm_storel_epi64(static_cast<__m128i*>(dst), _mm_packs_epi16(w, w));
+}
+
+}  // namespace
+
+void dequantize_8_f32_avx2(const void* src, bool is_u8, int64_t n, float scale, int32_t zero_point, float* dst) {
+  const __m256 s = _mm256_set1_ps(scale);
+  const __m256i zp = _mm256_set1_epi32(zero_point);
+  const uint8_t* p = static_cast<const uint8_t*>(src);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, dequant8(p + i, is_u8, zp, s));
+  for (; i < n; ++i) {
+    const int32_t q = is_u8 ? p[i] : static_cast<int8_t>(p[i]);
+    dst[i] = qmath::dequantize(q, scale, zero_point);
+  }
+}
+
+void qadd_avx2(const QAddArgs& t) {
+  const __m256 sa = _mm256_set1_ps(t.sa), sb = _mm256_set1_ps(t.sb), sy = _mm256_set1_ps(t.sy);
+  const __m256i za = _mm256_set1_epi32(t.za), zb = _mm256_set1_epi32(t.zb), zy = _mm256_set1_epi32(t.zy);
+  const int32_t qmin = t.y_u8 ? 0 : -128, qmax = t.y_u8 ? 255 : 127;
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(qmin - t.zy));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(qmax - t.zy));
+  const uint8_t* a = static_cast<const uint8_t*>(t.a);
+  const uint8_t* b = static_cast<const uint8_t*>(t.b);
+  uint8_t* y = static_cast<uint8_t*>(t.y);
+  int64_t i = 0;
+  for (; i + 8 <= t.n; i += 8) {
+    const __m256 f = _mm256_add_ps(dequant8(a + i, t.a_u8, za, sa), dequant8(b + i, t.b_u8, zb, sb));
+    __m256 q = _mm256_div_ps(f, sy);
+    q = _mm256_min_ps(_mm256_max_ps(q, lo), hi);  // NaN -> low bound, as qmath
+    const __m256i v = _mm256_add_epi32(_mm256_cvtps_epi32(q), zy);
+    if (t.y_u8) {
+      // In [0, 255]: pack through int16 unsigned saturation.
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+      _mm_storel_epi64(reinterpret_cast<__m128i*>(y + i), _mm_packus_epi16(w, w));
+    } else {
+      store8_bytes(y + i, v);
+    }
+  }
+  if (i < t.n) {
+    QAddArgs rest = t;
+    rest.a = a + i;
+    rest.b = b + i;
+    rest.y = y + i;
+    rest.n = t.n - i;
+    qadd_ref(rest);
+  }
 }
 
 namespace {

@@ -5,6 +5,8 @@
 // (geometry attributes as Conv's). x_zero_point is per tensor; w_zero_point per tensor or per
 // output channel. Padding reads as x_zero_point, i.e. contributes 0 (see kernels/ref/qconv_ref.h).
 
+#include "kernels/fast/select.h"
+#include "kernels/fast/thread_pool.h"
 #include "kernels/ref/qconv_ref.h"
 #include "runtime/ops/quant_support.h"
 
@@ -28,7 +30,11 @@ std::unique_ptr<Op> make_conv_integer(const OpContext& ctx) {
   check_arity(ctx, 2, 4, 1, 1);
   const kernels::QConvAttrs attrs = quant::parse_conv_attrs(ctx);
   check_constants(ctx);
-  return make_lambda_op([attrs](const OpInputs& in, std::vector<Tensor>& out) {
+  // Constant weights (and zero point): the fast integer kernels, packed once; else the
+  // reference below.
+  std::shared_ptr<const kernels::QConvKernel> fast;
+  if (!ctx.node.has_input(3) || ctx.constant(3)) fast = kernels::prepare_qconv(ctx.constant(1), ctx.constant(3), attrs.group);
+  return make_lambda_op([attrs, fast](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& x = *in[0];
     const Tensor& w = *in[1];
     const Tensor* x_zp = in.size() > 2 ? in[2] : nullptr;
@@ -46,6 +52,17 @@ std::unique_ptr<Op> make_conv_integer(const OpContext& ctx) {
       throw Error("w_zero_point must be a scalar or have " + std::to_string(p.out_channels) +
                   " values (one per output channel), has shape " + shape_to_string(w_zp->shape()));
     Tensor y(DType::I32, quant::conv_output_shape(p));
+    if (fast) {
+      kernels::QInput qi;
+      qi.kind = x.dtype() == DType::U8 ? kernels::QInputKind::U8 : kernels::QInputKind::S8;
+      qi.data = x.raw();
+      qi.zero_point = zx;
+      kernels::QOutput qo;
+      qo.dst = y.raw();
+      fast->run(p, qi, qo, kernels::current_threads());
+      out[0] = std::move(y);
+      return;
+    }
     dispatch_types<uint8_t, int8_t>(x.dtype(), [&](auto xtag) {
       using TX = decltype(xtag);
       dispatch_types<uint8_t, int8_t>(w.dtype(), [&](auto wtag) {

@@ -6,6 +6,8 @@
 // za is per tensor or per row of A, zb per tensor or per column of B (see
 // quant::matmul_param_layout for the accepted shapes).
 
+#include "kernels/fast/select.h"
+#include "kernels/fast/thread_pool.h"
 #include "kernels/ref/qgemm_ref.h"
 #include "runtime/ops/quant_support.h"
 
@@ -27,7 +29,11 @@ std::unique_ptr<Op> make_matmul_integer(const OpContext& ctx) {
   check_arity(ctx, 2, 4, 1, 1);
   check_attrs(ctx, {});
   check_constants(ctx);
-  return make_lambda_op([](const OpInputs& in, std::vector<Tensor>& out) {
+  // A constant 2-D B (and zero point): the fast integer kernels, packed once; else the
+  // reference below.
+  std::shared_ptr<const kernels::QGemmFast> fast;
+  if (!ctx.node.has_input(3) || ctx.constant(3)) fast = kernels::prepare_qgemm(ctx.constant(1), ctx.constant(3));
+  return make_lambda_op([fast](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
     const Tensor* a_zp = in.size() > 2 ? in[2] : nullptr;
@@ -41,6 +47,19 @@ std::unique_ptr<Op> make_matmul_integer(const OpContext& ctx) {
     const quant::MatMulParamLayout la = quant::matmul_param_layout(a_zp, plan, true, "a_zero_point");
     const quant::MatMulParamLayout lb = quant::matmul_param_layout(b_zp, plan, false, "b_zero_point");
     Tensor y(DType::I32, plan.out);
+    if (fast && la.stride == 0) {  // per-tensor a_zero_point
+      kernels::QInput qi;
+      qi.kind = a.dtype() == DType::U8 ? kernels::QInputKind::U8 : kernels::QInputKind::S8;
+      qi.zero_point = za[0];
+      kernels::QOutput qo;
+      for (size_t i = 0; i < plan.a_offsets.size(); ++i) {
+        qi.data = static_cast<const uint8_t*>(a.raw()) + plan.a_offsets[i];
+        qo.dst = y.data<int32_t>() + static_cast<int64_t>(i) * plan.m * plan.n;
+        fast->run(plan.m, qi, qo, plan.n, kernels::current_threads());
+      }
+      out[0] = std::move(y);
+      return;
+    }
     dispatch_types<uint8_t, int8_t>(a.dtype(), [&](auto atag) {
       using TA = decltype(atag);
       dispatch_types<uint8_t, int8_t>(b.dtype(), [&](auto btag) {

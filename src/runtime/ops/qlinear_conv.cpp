@@ -9,6 +9,8 @@
 // y's per tensor. Geometry attributes as Conv's; padding reads as x_zero_point.
 
 #include "common/qmath.h"
+#include "kernels/fast/select.h"
+#include "kernels/fast/thread_pool.h"
 #include "kernels/ref/qconv_ref.h"
 #include "runtime/ops/quant_support.h"
 
@@ -37,7 +39,11 @@ std::unique_ptr<Op> make_qlinear_conv(const OpContext& ctx) {
   check_arity(ctx, 8, 9, 1, 1);
   const kernels::QConvAttrs attrs = quant::parse_conv_attrs(ctx);
   check_constants(ctx);
-  return make_lambda_op([attrs](const OpInputs& in, std::vector<Tensor>& out) {
+  // Constant weights (and zero points): the fast integer kernels, packed once; else the
+  // reference below.
+  std::shared_ptr<const kernels::QConvKernel> fast;
+  if (!ctx.node.has_input(5) || ctx.constant(5)) fast = kernels::prepare_qconv(ctx.constant(3), ctx.constant(5), attrs.group);
+  return make_lambda_op([attrs, fast](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& x = *in[0];
     const Tensor& w = *in[3];
     const Tensor& y_zp_t = *in[7];
@@ -74,6 +80,22 @@ std::unique_ptr<Op> make_qlinear_conv(const OpContext& ctx) {
     for (size_t c = 0; c < m; ++c) mult[c] = qmath::requant_multiplier(sx, sw[sw.size() == 1 ? 0 : c], sy);
     const Shape out_shape = quant::conv_output_shape(p);
     const int64_t out_plane = shape_numel(out_shape) / std::max<int64_t>(1, p.batch * p.out_channels);
+    if (fast) {
+      Tensor y(x.dtype(), out_shape);
+      kernels::QInput qi;
+      qi.kind = x.dtype() == DType::U8 ? kernels::QInputKind::U8 : kernels::QInputKind::S8;
+      qi.data = x.raw();
+      qi.zero_point = zx;
+      kernels::QOutput qo;
+      qo.kind = x.dtype() == DType::U8 ? kernels::QEpilogueKind::RequantU8 : kernels::QEpilogueKind::RequantS8;
+      qo.dst = y.raw();
+      qo.scale = mult.data();
+      qo.bias_i32 = bias ? bias->data<int32_t>() : nullptr;
+      qo.zero_point = zy;
+      fast->run(p, qi, qo, kernels::current_threads());
+      out[0] = std::move(y);
+      return;
+    }
     Tensor acc(DType::I32, out_shape);
     Tensor y(x.dtype(), out_shape);
     dispatch_types<uint8_t, int8_t>(x.dtype(), [&](auto xtag) {

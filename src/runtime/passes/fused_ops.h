@@ -14,7 +14,10 @@
 //       the same around MatMulInteger; X [..., K], W [K, N], Y [..., N]
 //   FusedGemm   (A, B, [C])                             kind ("gemm" | "matmul"), trans_b,
 //       alpha, beta, activation;  Y = act(alpha * A B + beta * C), C a row vector [N]
-//   Mlp         (X, constants...)                       a layer program (fuse_mlp.cpp)
+//   QAdd        (a, a_scale, a_zp, b, b_scale, b_zp, y_scale, y_zp)    Q(DQ(a) + DQ(b))
+//   QuantizeLinear (x, y_scale, y_zp) / DequantizeLinear (x, x_scale, x_zp)   per tensor
+//       (op_qdq.cpp: constant per-tensor parameters, 8-bit zero points)
+//   Mlp         (X, constants...)                       program (a Graph attribute): op_mlp.cpp
 //
 // activation: "" (none), "relu", or "clip" with clip_min / clip_max (floats).
 // B (conv bias) is per output channel; R a residual of Y's shape, added before the activation
@@ -31,6 +34,9 @@ std::unique_ptr<Op> make_fused_conv(const OpContext& ctx);
 std::unique_ptr<Op> make_dynq_conv(const OpContext& ctx);
 std::unique_ptr<Op> make_dynq_matmul(const OpContext& ctx);
 std::unique_ptr<Op> make_fused_gemm(const OpContext& ctx);
+std::unique_ptr<Op> make_qadd(const OpContext& ctx);
+std::unique_ptr<Op> make_quantize(const OpContext& ctx);
+std::unique_ptr<Op> make_dequantize(const OpContext& ctx);
 std::unique_ptr<Op> make_mlp(const OpContext& ctx);
 
 /// The activation attributes of a fused node.

@@ -86,7 +86,7 @@ class FusedConvOp final : public Op {
       if (b_.dtype() != DType::F32 || b_.numel() != w_.dim(0)) ctx.fail("B must hold one float per output channel");
     }
     has_res_ = ctx.node.has_input(3);
-    fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group), w_.data<float>(), true);
+    fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group), w_.data<float>(), has_res_, true);
   }
 
   void run(const OpInputs& in, std::vector<Tensor>& out) override {
@@ -121,7 +121,7 @@ class FusedConvOp final : public Op {
   Activation act_;
   Tensor w_, b_;
   bool has_res_ = false;
-  std::shared_ptr<const kernels::ConvF32Fast> fast_;
+  std::shared_ptr<const kernels::ConvF32Kernel> fast_;
 };
 
 // --------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ class DynQConvOp final : public Op {
   std::vector<float> w_scale_, bias_;
   Shape scale_shape_, bias_shape_;
   bool has_res_ = false;
-  std::shared_ptr<const kernels::QConvFast> fast_;
+  std::shared_ptr<const kernels::QConvKernel> fast_;
   kernels::MinMaxFn minmax_ = nullptr;
 };
 

@@ -3,7 +3,8 @@
 //
 // FusedGemm and DynQMatMul (see fused_ops.h): matrix products with a constant right-hand side,
 // their bias and activation folded into the kernels' epilogue; DynQMatMul also quantises its
-// input as the DynamicQuantizeLinear it replaces did.
+// input as the DynamicQuantizeLinear it replaces did. Both are a DenseLayer (fused_dense.h)
+// around the shape handling of an op.
 
 #include <cmath>
 
@@ -15,6 +16,7 @@
 #include "kernels/ref/qlinear_ref.h"
 #include "runtime/ops/op_support.h"
 #include "runtime/passes/fused_common.h"
+#include "runtime/passes/fused_dense.h"
 
 namespace tinyq::rt::passes {
 
@@ -26,31 +28,22 @@ const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
   return *t;
 }
 
-// Rows of a [..., K] input and the [..., N] output shape (numpy matmul with a 2-D right side).
-int64_t matmul_rows(const Tensor& a, int64_t k, int64_t n, Shape* out) {
-  if (a.rank() < 1 || a.shape().back() != k)
-    throw Error("input " + shape_to_string(a.shape()) + " does not end in K = " + std::to_string(k));
-  *out = Shape(a.shape().begin(), a.shape().end() - 1);
-  out->push_back(n);
-  return k == 0 ? 0 : a.numel() / k;
-}
-
-class FusedGemmOp final : public Op {
+// y = act(alpha * x B + beta * C), fp32.
+class GemmLayer final : public DenseLayer {
  public:
-  explicit FusedGemmOp(const OpContext& ctx) : act_(parse_activation(ctx)) {
+  explicit GemmLayer(const OpContext& ctx) : act_(parse_activation(ctx)) {
     check_arity(ctx, 2, 3, 1, 1);
     gemm_ = ctx.node.attr_string("kind", "matmul") == "gemm";
-    const bool trans_b = ctx.node.attr_int("trans_b", 0) != 0;
+    trans_b_ = ctx.node.attr_int("trans_b", 0) != 0;
     const float alpha = ctx.node.attr_float("alpha", 1.0f), beta = ctx.node.attr_float("beta", 1.0f);
     const Tensor& b = constant_input(ctx, 1, "B");
     if (b.dtype() != DType::F32 || b.rank() != 2) ctx.fail("B must be a float matrix");
-    k_ = trans_b ? b.dim(1) : b.dim(0);
-    n_ = trans_b ? b.dim(0) : b.dim(1);
+    k_ = trans_b_ ? b.dim(1) : b.dim(0);
+    n_ = trans_b_ ? b.dim(0) : b.dim(1);
     // alpha folds into B once (fp32 rounding differs from alpha * (A B) by an ulp at most).
     b_ = b.clone();
     if (alpha != 1.0f)
       for (int64_t i = 0; i < b_.numel(); ++i) b_.data<float>()[i] *= alpha;
-    trans_b_ = trans_b;
     if (ctx.node.has_input(2)) {
       const Tensor& c = constant_input(ctx, 2, "C");
       try {
@@ -59,55 +52,45 @@ class FusedGemmOp final : public Op {
         ctx.fail(e.what());
       }
       for (float& v : bias_) v = beta * v;
-      bias_shape_ = c.shape();
+      param_shapes_.push_back(c.shape());
     }
     fast_ = kernels::select_gemm_f32(k_, n_, b_.data<float>(), trans_b_, true);
   }
 
-  void run(const OpInputs& in, std::vector<Tensor>& out) override {
-    const Tensor& a = *in[0];
-    if (a.dtype() != DType::F32) throw Error(std::string("A must be float, is ") + dtype_name(a.dtype()));
-    if (gemm_ && a.rank() != 2) throw Error("A must be a matrix, got " + shape_to_string(a.shape()));
-    Shape shape;
-    const int64_t rows = matmul_rows(a, k_, n_, &shape);
-    if (!bias_.empty()) shape = broadcast_shapes(shape, bias_shape_);
-    Tensor y(DType::F32, shape);
+  void run(int64_t rows, const float* x, float* y, int threads) const override {
     const float* bias = bias_.empty() ? nullptr : bias_.data();
     if (fast_) {
-      fast_->run(rows, a.data<float>(), k_, bias, act_.on, act_.lo, act_.hi, y.data<float>(), n_,
-                 kernels::current_threads());
-    } else {
-      kernels::GemmParams g;
-      g.M = rows;
-      g.N = n_;
-      g.K = k_;
-      g.a_row = k_;
-      g.a_col = 1;
-      g.b_row = trans_b_ ? 1 : n_;
-      g.b_col = trans_b_ ? k_ : 1;
-      g.c_row = 0;
-      g.c_col = 1;
-      g.ldd = n_;
-      g.beta = bias ? 1.0f : 0.0f;
-      kernels::gemm_f32_ref(g, a.data<float>(), b_.data<float>(), bias, y.data<float>());
-      apply_activation(y.data<float>(), y.numel(), act_);
+      fast_->run(rows, x, k_, bias, act_.on, act_.lo, act_.hi, y, n_, threads);
+      return;
     }
-    out[0] = std::move(y);
+    kernels::GemmParams g;
+    g.M = rows;
+    g.N = n_;
+    g.K = k_;
+    g.a_row = k_;
+    g.a_col = 1;
+    g.b_row = trans_b_ ? 1 : n_;
+    g.b_col = trans_b_ ? k_ : 1;
+    g.c_row = 0;
+    g.c_col = 1;
+    g.ldd = n_;
+    g.beta = bias ? 1.0f : 0.0f;
+    kernels::gemm_f32_ref(g, x, b_.data<float>(), bias, y);
+    apply_activation(y, rows * n_, act_);
   }
 
  private:
   Activation act_;
-  bool gemm_ = false, trans_b_ = false;
-  int64_t k_ = 0, n_ = 0;
+  bool trans_b_ = false;
   Tensor b_;
   std::vector<float> bias_;
-  Shape bias_shape_;
   std::shared_ptr<const kernels::GemmF32Fast> fast_;
 };
 
-class DynQMatMulOp final : public Op {
+// y = act(((float(acc) * (xs * ws)) + b)), acc = MatMulInteger(q(x), W, xz, wz).
+class DynQLayer final : public DenseLayer {
  public:
-  explicit DynQMatMulOp(const OpContext& ctx) : act_(parse_activation(ctx)) {
+  explicit DynQLayer(const OpContext& ctx) : act_(parse_activation(ctx)) {
     check_arity(ctx, 4, 5, 1, 1);
     w_ = constant_input(ctx, 1, "W");
     if ((w_.dtype() != DType::I8 && w_.dtype() != DType::U8) || w_.rank() != 2) ctx.fail("W must be an 8-bit matrix");
@@ -129,8 +112,8 @@ class DynQMatMulOp final : public Op {
     } catch (const Error& e) {
       ctx.fail(e.what());
     }
-    scale_shape_ = ctx.constant(3)->shape();
-    if (ctx.node.has_input(4)) bias_shape_ = ctx.constant(4)->shape();
+    param_shapes_.push_back(ctx.constant(3)->shape());
+    if (ctx.node.has_input(4)) param_shapes_.push_back(ctx.constant(4)->shape());
     kernels::QWeights qw;
     qw.data = w_.raw();
     qw.is_u8 = w_.dtype() == DType::U8;
@@ -140,87 +123,114 @@ class DynQMatMulOp final : public Op {
     minmax_ = kernels::minmax_fn(kernels::elementwise_isa());
   }
 
-  void run(const OpInputs& in, std::vector<Tensor>& out) override {
-    const Tensor& x = *in[0];
-    if (x.dtype() != DType::F32) throw Error(std::string("x must be float, is ") + dtype_name(x.dtype()));
-    Shape shape;
-    const int64_t rows = matmul_rows(x, k_, n_, &shape);
-    shape = broadcast_shapes(shape, scale_shape_);
-    if (!bias_.empty()) shape = broadcast_shapes(shape, bias_shape_);
+  void run(int64_t rows, const float* x, float* y, int threads) const override {
+    // DynamicQuantizeLinear's parameters, then the scale product the graph's Mul computed.
     float lo = 0.0f, hi = 0.0f;
-    minmax_(x.data<float>(), x.numel(), &lo, &hi);
+    minmax_(x, rows * k_, &lo, &hi);
     const qmath::QParams q = qmath::dynamic_qparams_uint8(lo, hi);
-    std::vector<float> scale(w_scale_.size());
-    for (size_t c = 0; c < scale.size(); ++c) scale[c] = q.scale * w_scale_[c];
-    Tensor y(DType::F32, shape);
+    constexpr int64_t kStack = 256;
+    float stack_scale[kStack];
+    std::vector<float> heap_scale;
+    float* scale = stack_scale;
+    if (n_ > kStack) {
+      heap_scale.resize(static_cast<size_t>(n_));
+      scale = heap_scale.data();
+    }
+    for (int64_t c = 0; c < n_; ++c) scale[c] = q.scale * w_scale_[static_cast<size_t>(c)];
     if (fast_) {
       kernels::QInput qi;
       qi.kind = kernels::QInputKind::F32;
-      qi.data = x.data<float>();
+      qi.data = x;
       qi.scale = q.scale;
       qi.zero_point = q.zero_point;
       kernels::QOutput qo;
       qo.kind = kernels::QEpilogueKind::Dequant;
-      qo.dst = y.data<float>();
-      qo.scale = scale.data();
+      qo.dst = y;
+      qo.scale = scale;
       qo.bias = bias_.empty() ? nullptr : bias_.data();
       qo.clamp = act_.on;
       qo.lo = act_.lo;
       qo.hi = act_.hi;
-      fast_->run(rows, qi, qo, n_, kernels::current_threads());
-    } else {
-      std::vector<uint8_t> xq(static_cast<size_t>(x.numel()));
-      kernels::QAxisLayout l;
-      l.inner = x.numel();
-      kernels::quantize_f32_u8_ref(x.data<float>(), l, &q.scale, &q.zero_point, xq.data());
-      std::vector<int32_t> acc(static_cast<size_t>(rows * n_));
-      auto fill = [&](auto* b) {
-        using TB = std::remove_const_t<std::remove_pointer_t<decltype(b)>>;
-        kernels::QGemmArgs<uint8_t, TB> g;
-        g.m = rows;
-        g.n = n_;
-        g.k = k_;
-        g.a = xq.data();
-        g.lda = k_;
-        g.b = b;
-        g.ldb = n_;
-        g.c = acc.data();
-        g.ldc = n_;
-        g.a_zero_points = &q.zero_point;
-        g.b_zero_points = w_zp_.data();
-        g.b_zp_stride = w_zp_.size() == 1 ? 0 : 1;
-        kernels::qgemm_ref(g);
-      };
-      if (w_.dtype() == DType::I8)
-        fill(w_.data<int8_t>());
-      else
-        fill(w_.data<uint8_t>());
-      float* py = y.data<float>();
-      for (int64_t i = 0; i < rows * n_; ++i) {
-        const size_t c = static_cast<size_t>(i % n_);
-        float v = static_cast<float>(acc[static_cast<size_t>(i)]) * scale[c];
-        if (!bias_.empty()) v = v + bias_[c];
-        py[i] = v;
-      }
-      apply_activation(py, y.numel(), act_);
+      fast_->run(rows, qi, qo, n_, threads);
+      return;
     }
-    out[0] = std::move(y);
+    // The scalar reference chain (weights whose w - zw leave int8).
+    std::vector<uint8_t> xq(static_cast<size_t>(rows * k_));
+    kernels::QAxisLayout l;
+    l.inner = rows * k_;
+    kernels::quantize_f32_u8_ref(x, l, &q.scale, &q.zero_point, xq.data());
+    std::vector<int32_t> acc(static_cast<size_t>(rows * n_));
+    auto gemm = [&](auto* b) {
+      using TB = std::remove_const_t<std::remove_pointer_t<decltype(b)>>;
+      kernels::QGemmArgs<uint8_t, TB> g;
+      g.m = rows;
+      g.n = n_;
+      g.k = k_;
+      g.a = xq.data();
+      g.lda = k_;
+      g.b = b;
+      g.ldb = n_;
+      g.c = acc.data();
+      g.ldc = n_;
+      g.a_zero_points = &q.zero_point;
+      g.b_zero_points = w_zp_.data();
+      g.b_zp_stride = w_zp_.size() == 1 ? 0 : 1;
+      kernels::qgemm_ref(g);
+    };
+    if (w_.dtype() == DType::I8)
+      gemm(w_.data<int8_t>());
+    else
+      gemm(w_.data<uint8_t>());
+    for (int64_t i = 0; i < rows * n_; ++i) {
+      const int64_t c = i % n_;
+      float v = static_cast<float>(acc[static_cast<size_t>(i)]) * scale[c];
+      if (!bias_.empty()) v = v + bias_[static_cast<size_t>(c)];
+      y[i] = v;
+    }
+    apply_activation(y, rows * n_, act_);
   }
 
  private:
   Activation act_;
   Tensor w_;
-  int64_t k_ = 0, n_ = 0;
   std::vector<int32_t> w_zp_;
   std::vector<float> w_scale_, bias_;
-  Shape scale_shape_, bias_shape_;
   std::shared_ptr<const kernels::QGemmFast> fast_;
   kernels::MinMaxFn minmax_ = nullptr;
 };
 
+class DenseOp final : public Op {
+ public:
+  explicit DenseOp(const OpContext& ctx) : layer_(make_dense_layer(ctx)) {}
+
+  void run(const OpInputs& in, std::vector<Tensor>& out) override {
+    const Tensor& a = *in[0];
+    if (a.dtype() != DType::F32) throw Error(std::string("input must be float, is ") + dtype_name(a.dtype()));
+    if (layer_->needs_matrix() && a.rank() != 2) throw Error("A must be a matrix, got " + shape_to_string(a.shape()));
+    if (a.rank() < 1 || a.shape().back() != layer_->k())
+      throw Error("input " + shape_to_string(a.shape()) + " does not end in K = " + std::to_string(layer_->k()));
+    Shape shape(a.shape().begin(), a.shape().end() - 1);
+    shape.push_back(layer_->n());
+    for (const Shape& s : layer_->param_shapes())
+      if (s.size() > shape.size()) shape = broadcast_shapes(shape, s);
+    Tensor y(DType::F32, shape);
+    const int64_t rows = layer_->k() == 0 ? 0 : a.numel() / layer_->k();
+    layer_->run(rows, a.data<float>(), y.data<float>(), kernels::current_threads());
+    out[0] = std::move(y);
+  }
+
+ private:
+  std::unique_ptr<DenseLayer> layer_;
+};
+
 }  // namespace
 
-std::unique_ptr<Op> make_fused_gemm(const OpContext& ctx) { return std::make_unique<FusedGemmOp>(ctx); }
-std::unique_ptr<Op> make_dynq_matmul(const OpContext& ctx) { return std::make_unique<DynQMatMulOp>(ctx); }
+std::unique_ptr<DenseLayer> make_dense_layer(const OpContext& ctx) {
+  if (ctx.node.op_type == "DynQMatMul") return std::make_unique<DynQLayer>(ctx);
+  return std::make_unique<GemmLayer>(ctx);
+}
+
+std::unique_ptr<Op> make_fused_gemm(const OpContext& ctx) { return std::make_unique<DenseOp>(ctx); }
+std::unique_ptr<Op> make_dynq_matmul(const OpContext& ctx) { return std::make_unique<DenseOp>(ctx); }
 
 }  // namespace tinyq::rt::passes

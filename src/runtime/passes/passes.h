@@ -18,9 +18,13 @@
 //                                                                           => DynQMatMul
 //        Conv [-> Add residual] [-> Relu | Clip]                            => FusedConv
 //        Gemm | MatMul [-> Add bias] [-> Relu | Clip]  (constant B)         => FusedGemm
-//        a chain of element-wise-with-constant, FusedGemm / DynQMatMul and reshaping nodes
-//          on one activation (the tiny MLPs)                                => Mlp
-//   3. dead-node removal (the DynamicQuantizeLinear and scale Mul nodes left unread).
+//        DequantizeLinear x2 -> Add -> QuantizeLinear (per tensor)          => QAdd
+//        QuantizeLinear / DequantizeLinear left alone (per tensor)          => the same op types in
+//          kFusedDomain, on vector kernels
+//        a chain of element-wise-with-constant and FusedGemm / DynQMatMul nodes on one value
+//          (the tiny MLP regressors)                                        => Mlp
+//   3. dead-node removal (the DynamicQuantizeLinear, scale Mul and DequantizeLinear nodes left
+//      unread).
 // Fused nodes prepare their kernels once (packed weights, kernels/fast/select.h); outputs stay
 // within the conformance tolerances of the unfused graph (exact for the integer chains).
 //
@@ -49,6 +53,7 @@ struct PassReport {
   int fused_conv = 0;
   int fused_gemm = 0;
   int mlp = 0;
+  int qdq = 0;  ///< QAdd nodes and per-tensor QuantizeLinear / DequantizeLinear on vector kernels
   int removed = 0;
 };
 

@@ -1,0 +1,15 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+#include <cstdint>
+
+#include "runtime/passes/passes.h"
+#include "tinyq/model.h"
+
+namespace tinyq::rt::passes {
+
+/// The pattern fusions of optimize_graph (step 2, passes.h), on a folded, sorted graph.
+void fuse_patterns(Graph& g, int64_t opset, PassReport* report);
+
+}  // namespace tinyq::rt::passes

@@ -1,0 +1,315 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+//
+// Graph-level optimisation (src/runtime/passes): each fusion pattern on a small built model,
+// fused (SessionOptions::optimize, the default) against unfused (optimize = false, the nodes
+// as written), and the real models of ../shared the same way. Integer chains must agree bit for
+// bit (the fused epilogues repeat the graph's float operations in order); fp32 chains within
+// rounding. Also: the patterns actually fire (the fused node types appear), a file cannot use
+// the internal domain, and threads do not change results.
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model_builder.h"
+#include "test_support.h"
+#include "tinyq/error.h"
+#include "tinyq/model_io.h"
+#include "tinyq/session.h"
+
+namespace tinyq {
+namespace {
+
+using test::ModelBuilder;
+
+Tensor random_tensor(std::mt19937& rng, const Shape& shape, float lo = -1.0f, float hi = 1.0f) {
+  Tensor t(DType::F32, shape);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+Tensor random_int8(std::mt19937& rng, const Shape& shape) {
+  Tensor t(DType::I8, shape);
+  std::uniform_int_distribution<int> d(-127, 127);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int8_t>()[i] = static_cast<int8_t>(d(rng));
+  return t;
+}
+
+std::vector<std::string> op_types(const Session& s) {
+  std::vector<std::string> out;
+  for (const Node& n : s.model().graph.nodes) out.push_back(n.op_type);
+  return out;
+}
+
+std::string joined(const std::vector<std::string>& v) {
+  std::string s;
+  for (const std::string& x : v) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+
+// Runs the model fused and unfused; expects outputs equal within `tol` (0: bit for bit).
+// Returns the fused session's op types.
+std::vector<std::string> expect_fused_matches(const Model& model, const std::vector<Tensor>& feeds, double tol,
+                                              int threads = 1) {
+  SessionOptions fused_opts;
+  fused_opts.threads = threads;
+  SessionOptions plain_opts;
+  plain_opts.optimize = false;
+  Session fused(model, fused_opts);
+  Session plain(model, plain_opts);
+  const std::vector<Tensor> a = fused.run(feeds);
+  const std::vector<Tensor> b = plain.run(feeds);
+  EXPECT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size() && k < b.size(); ++k) {
+    EXPECT_EQ(shape_to_string(a[k].shape()), shape_to_string(b[k].shape())) << "output " << k;
+    if (a[k].shape() != b[k].shape()) continue;
+    if (tol == 0.0) {
+      EXPECT_TRUE(a[k].bit_equal(b[k])) << "output " << k << " differs from the unfused graph; max |diff| "
+                                        << test::max_abs_diff(a[k], b[k]) << " (fused: " << joined(op_types(fused)) << ")";
+    } else {
+      EXPECT_LE(test::max_abs_diff(a[k], b[k]), tol * std::max(1.0, test::max_abs(b[k]))) << "output " << k;
+    }
+  }
+  return op_types(fused);
+}
+
+bool contains(const std::vector<std::string>& v, const std::string& s) {
+  for (const std::string& x : v)
+    if (x == s) return true;
+  return false;
+}
+
+Attribute ints(const std::string& name, std::vector<int64_t> v) { return Attribute::make_ints(name, std::move(v)); }
+
+// --- fp32 -------------------------------------------------------------------------------------
+
+TEST(FusedGraph, ConvAddReluBecomesOneNode) {
+  std::mt19937 rng(1);
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {1, 3, 9, 11}).input("r", DType::F32, {1, 4, 9, 11});
+  mb.initializer("w", random_tensor(rng, {4, 3, 3, 3})).initializer("b", random_tensor(rng, {4}));
+  mb.node("Conv", {"x", "w", "b"}, {"c"}, {ints("pads", {1, 1, 1, 1})});
+  mb.node("Add", {"r", "c"}, {"s"});
+  mb.node("Relu", {"s"}, {"y"});
+  mb.output("y");
+  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {1, 3, 9, 11}), random_tensor(rng, {1, 4, 9, 11})},
+                                        1e-5);
+  EXPECT_EQ(joined(ops), "FusedConv");
+}
+
+TEST(FusedGraph, ConvClipStridedGroupedAndBroadcastResidual) {
+  std::mt19937 rng(2);
+  {
+    ModelBuilder mb(13);
+    mb.input("x", DType::F32, {2, 4, 10, 7});
+    mb.initializer("w", random_tensor(rng, {6, 2, 3, 2})).initializer("lo", Tensor::scalar<float>(-0.25f));
+    mb.initializer("hi", Tensor::scalar<float>(0.5f));
+    mb.node("Conv", {"x", "w"}, {"c"},
+            {ints("pads", {1, 0, 2, 1}), ints("strides", {2, 1}), Attribute::make_int("group", 2)});
+    mb.node("Clip", {"c", "lo", "hi"}, {"y"});
+    mb.output("y");
+    EXPECT_EQ(joined(expect_fused_matches(mb.model, {random_tensor(rng, {2, 4, 10, 7})}, 1e-5)), "FusedConv");
+  }
+  {
+    // A residual that broadcasts ([4,1,1] against [1,4,5,5]) still fuses, through the slow add.
+    ModelBuilder mb;
+    mb.input("x", DType::F32, {1, 2, 5, 5}).input("r", DType::F32, {4, 1, 1});
+    mb.initializer("w", random_tensor(rng, {4, 2, 3, 3}));
+    mb.node("Conv", {"x", "w"}, {"c"}, {ints("pads", {1, 1, 1, 1})});
+    mb.node("Add", {"c", "r"}, {"s"});
+    mb.node("Relu", {"s"}, {"y"});
+    mb.output("y");
+    expect_fused_matches(mb.model, {random_tensor(rng, {1, 2, 5, 5}), random_tensor(rng, {4, 1, 1})}, 1e-5);
+  }
+}
+
+TEST(FusedGraph, GemmAndMatMulWithBiasAndActivation) {
+  std::mt19937 rng(3);
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {5, 6});
+  mb.initializer("w1", random_tensor(rng, {8, 6})).initializer("b1", random_tensor(rng, {8}));
+  mb.initializer("w2", random_tensor(rng, {8, 3})).initializer("b2", random_tensor(rng, {3}));
+  mb.node("Gemm", {"x", "w1", "b1"}, {"h"},
+          {Attribute::make_int("transB", 1), Attribute::make_float("alpha", 0.5f), Attribute::make_float("beta", 2.0f)});
+  mb.node("Relu", {"h"}, {"hr"});
+  mb.node("MatMul", {"hr", "w2"}, {"m"});
+  mb.node("Add", {"m", "b2"}, {"y"});
+  mb.output("y");
+  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {5, 6})}, 1e-5);
+  EXPECT_TRUE(contains(ops, "Mlp")) << joined(ops);
+}
+
+// --- dynamic quantisation ---------------------------------------------------------------------
+
+// DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add(bias) [-> Add(r)] -> Relu, as
+// ONNX Runtime's quantize_dynamic writes it.
+void add_dynamic_conv(ModelBuilder& mb, std::mt19937& rng, const std::string& x, const std::string& y,
+                      const Shape& w_shape, int64_t group, std::vector<int64_t> strides, const std::string& residual) {
+  const std::string p = y + "_";
+  const int64_t m = w_shape[0];
+  mb.initializer(p + "w", random_int8(rng, w_shape)).initializer(p + "wz", Tensor::scalar<int8_t>(0));
+  mb.initializer(p + "ws", Tensor::scalar<float>(0.0123f)).initializer(p + "b", random_tensor(rng, {1, m, 1, 1}));
+  mb.node("DynamicQuantizeLinear", {x}, {p + "q", p + "s", p + "z"});
+  mb.node("Mul", {p + "s", p + "ws"}, {p + "scale"});
+  mb.node("ConvInteger", {p + "q", p + "w", p + "z", p + "wz"}, {p + "acc"},
+          {ints("pads", {1, 1, 1, 1}), ints("strides", strides), Attribute::make_int("group", group)});
+  mb.node("Cast", {p + "acc"}, {p + "f"}, {Attribute::make_int("to", 1)});
+  mb.node("Mul", {p + "f", p + "scale"}, {p + "scaled"});
+  mb.node("Add", {p + "scaled", p + "b"}, {p + "biased"});
+  std::string cur = p + "biased";
+  if (!residual.empty()) {
+    mb.node("Add", {cur, residual}, {p + "res"});
+    cur = p + "res";
+  }
+  mb.node("Relu", {cur}, {y});
+}
+
+TEST(FusedGraph, DynamicConvChainsAreBitExact) {
+  std::mt19937 rng(4);
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {1, 3, 13, 17});
+  add_dynamic_conv(mb, rng, "x", "a", {8, 3, 3, 3}, 1, {1, 1}, "");
+  add_dynamic_conv(mb, rng, "a", "b", {8, 8, 3, 3}, 1, {1, 1}, "a");   // with a residual add
+  add_dynamic_conv(mb, rng, "b", "c", {8, 1, 3, 3}, 8, {2, 2}, "");    // depthwise, stride 2
+  add_dynamic_conv(mb, rng, "c", "y", {1, 8, 3, 3}, 1, {1, 1}, "");    // one output channel
+  mb.output("y");
+  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {1, 3, 13, 17}, -2.0f, 3.0f)}, 0.0);
+  EXPECT_EQ(joined(ops), "DynQConv DynQConv DynQConv DynQConv");
+}
+
+TEST(FusedGraph, DynamicMlpIsBitExactAndOneNode) {
+  std::mt19937 rng(5);
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {7, 6});
+  mb.initializer("mean", random_tensor(rng, {6})).initializer("std", random_tensor(rng, {6}, 0.5f, 2.0f));
+  mb.node("Sub", {"x", "mean"}, {"xs"});
+  mb.node("Div", {"xs", "std"}, {"xn"});
+  std::string cur = "xn";
+  const int64_t widths[] = {6, 9, 4, 1};
+  for (int l = 0; l < 3; ++l) {
+    const std::string p = "l" + std::to_string(l) + "_";
+    mb.initializer(p + "w", random_int8(rng, {widths[l], widths[l + 1]})).initializer(p + "wz", Tensor::scalar<int8_t>(0));
+    mb.initializer(p + "ws", Tensor::scalar<float>(0.01f * static_cast<float>(l + 1)));
+    mb.initializer(p + "b", random_tensor(rng, {widths[l + 1]}));
+    mb.node("DynamicQuantizeLinear", {cur}, {p + "q", p + "s", p + "z"});
+    mb.node("Mul", {p + "s", p + "ws"}, {p + "scale"});
+    mb.node("MatMulInteger", {p + "q", p + "w", p + "z", p + "wz"}, {p + "acc"});
+    mb.node("Cast", {p + "acc"}, {p + "f"}, {Attribute::make_int("to", 1)});
+    mb.node("Mul", {p + "f", p + "scale"}, {p + "scaled"});
+    mb.node("Add", {p + "scaled", p + "b"}, {p + "out"});
+    cur = p + "out";
+    if (l < 2) {
+      mb.node("Relu", {cur}, {p + "relu"});
+      cur = p + "relu";
+    }
+  }
+  mb.node("Identity", {cur}, {"y"});
+  mb.output("y");
+  for (int64_t rows : {1, 7}) {
+    Model m = mb.model;
+    m.graph.inputs[0].dims[0].value = rows;
+    const auto ops = expect_fused_matches(m, {random_tensor(rng, {rows, 6}, -3.0f, 3.0f)}, 0.0);
+    EXPECT_EQ(joined(ops), "Mlp Identity") << rows << " rows";
+  }
+}
+
+// --- QDQ --------------------------------------------------------------------------------------
+
+TEST(FusedGraph, QdqResidualAddIsBitExact) {
+  std::mt19937 rng(6);
+  ModelBuilder mb;
+  mb.input("a", DType::F32, {2, 3, 33}).input("b", DType::F32, {2, 3, 33});
+  mb.initializer("sa", Tensor::scalar<float>(0.02f)).initializer("za", Tensor::scalar<int8_t>(3));
+  mb.initializer("sb", Tensor::scalar<float>(0.03f)).initializer("zb", Tensor::scalar<int8_t>(-7));
+  mb.initializer("sy", Tensor::scalar<float>(0.04f)).initializer("zy", Tensor::scalar<uint8_t>(120));
+  mb.node("QuantizeLinear", {"a", "sa", "za"}, {"qa"});
+  mb.node("QuantizeLinear", {"b", "sb", "zb"}, {"qb"});
+  mb.node("DequantizeLinear", {"qa", "sa", "za"}, {"da"});
+  mb.node("DequantizeLinear", {"qb", "sb", "zb"}, {"db"});
+  mb.node("Add", {"da", "db"}, {"s"});
+  mb.node("QuantizeLinear", {"s", "sy", "zy"}, {"qs"});
+  mb.node("DequantizeLinear", {"qs", "sy", "zy"}, {"y"});
+  mb.output("y");
+  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {2, 3, 33}, -3, 3), random_tensor(rng, {2, 3, 33}, -3, 3)}, 0.0);
+  EXPECT_TRUE(contains(ops, "QAdd")) << joined(ops);
+}
+
+// --- guards -----------------------------------------------------------------------------------
+
+TEST(FusedGraph, FilesCannotUseTheInternalDomain) {
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {1, 4});
+  mb.node("Relu", {"x"}, {"y"});
+  mb.model.graph.nodes[0].domain = "ai.tinyq.fused";
+  mb.model.graph.nodes[0].op_type = "FusedGemm";
+  mb.output("y");
+  for (bool optimize : {true, false}) {
+    SessionOptions o;
+    o.optimize = optimize;
+    try {
+      Session s(mb.model, o);
+      ADD_FAILURE() << "a node in the internal domain was accepted";
+    } catch (const Error& e) {
+      EXPECT_NE(e.message().find("domain"), std::string::npos) << e.message();
+    }
+  }
+}
+
+TEST(FusedGraph, ThreadsGiveTheSameResult) {
+  std::mt19937 rng(7);
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {1, 16, 40, 37});
+  mb.initializer("w", random_tensor(rng, {16, 16, 3, 3})).initializer("b", random_tensor(rng, {16}));
+  mb.node("Conv", {"x", "w", "b"}, {"c"}, {ints("pads", {1, 1, 1, 1})});
+  mb.node("Relu", {"c"}, {"y"});
+  mb.output("y");
+  const std::vector<Tensor> feeds = {random_tensor(rng, {1, 16, 40, 37})};
+  SessionOptions one, three;
+  three.threads = 3;
+  Session s1(mb.model, one), s3(mb.model, three);
+  EXPECT_TRUE(s1.run(feeds)[0].bit_equal(s3.run(feeds)[0]));
+}
+
+// --- the real models --------------------------------------------------------------------------
+
+TEST(FusedGraph, RealModelsMatchTheirUnfusedGraphs) {
+  TINYQ_REQUIRE_SHARED();
+  const std::string real = test::shared_dir() + "/models/real/", ref = test::shared_dir() + "/reference/ort-1.30/";
+  struct Case {
+    std::string path;
+    double tol;  // 0: bit for bit
+    const char* must_have;
+  };
+  const Case cases[] = {
+      {real + "vmaf_tiny_v3.int8.onnx", 0.0, "Mlp"},
+      {real + "vmaf_tiny_v4.onnx", 1e-5, "Mlp"},
+      {real + "nr_metric_v1.int8.onnx", 0.0, "DynQConv"},
+      {real + "learned_filter_v1.int8.onnx", 0.0, "DynQConv"},
+      {real + "learned_filter_v1.onnx", 1e-4, "FusedConv"},
+      {ref + "learned_filter_v1.ort_qdq.int8.onnx", 0.0, "QAdd"},
+      {ref + "nr_metric_v1.ort_qdqpc.int8.onnx", 0.0, "QLinearConv"},
+  };
+  std::mt19937 rng(8);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.path);
+    Model m = load_model(c.path);
+    std::vector<Tensor> feeds;
+    for (ValueInfo& in : m.graph.inputs) {
+      if (m.graph.find_initializer(in.name)) continue;
+      if (in.dims.size() == 4) in.dims[2].value = in.dims[3].value = 64;  // keep the image models quick
+      Shape shape;
+      for (const Dim& d : in.dims) shape.push_back(d.known() ? d.value : 1);
+      feeds.push_back(random_tensor(rng, shape, 0.0f, 1.0f));
+    }
+    const auto ops = expect_fused_matches(m, feeds, c.tol);
+    EXPECT_TRUE(contains(ops, c.must_have)) << joined(ops);
+  }
+}
+
+}  // namespace
+}  // namespace tinyq

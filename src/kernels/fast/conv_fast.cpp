@@ -543,6 +543,11 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   const double vnni_gain = isa == Isa::Avx512Vnni ? 4.0 : 2.0;
   via_f32_ = exact_bound < 16777216.0 && occupancy * vnni_gain < 1.0;
   if (via_f32_) {
+#if defined(TINYQ_X86_KERNELS)
+    requant_ = isa == Isa::Ref ? requant_f32acc_ref : requant_f32acc_avx2;
+#else
+    requant_ = requant_f32acc_ref;
+#endif
     std::vector<float> wf(e.begin(), e.end());
     f32_ = std::make_unique<ConvF32Fast>(isa, p, wf.data());
     name_ = isa == Isa::Ref ? "qconv_exact_f32_ref" : isa == Isa::Avx2 ? "qconv_exact_f32_avx2_fma" : "qconv_exact_f32_avx512";
@@ -615,6 +620,23 @@ void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y
     // 1. Input rows -> position-major planes (quantising fp32 input on the way). Each source
     // row is quantised once, padded with the zero point, then split into the stride's phases.
     const int64_t sw = l.stride[1], padded_len = sw * l.J[1];
+    if (l.stride[0] == 1 && sw == 1 && l.pad[0] == 0 && l.pad[1] == 0 && l.J[0] == H && l.J[1] == W) {
+      // The planes are the input itself (1x1 convolutions): whole channels at once, not rows.
+      parallel_for(eff_threads, group_, [&](int64_t g0, int64_t g1) {
+        std::vector<uint8_t> tmp(static_cast<size_t>(cg_ * H * W));
+        for (int64_t g = g0; g < g1; ++g) {
+          for (int64_t c = 0; c < cg_; ++c) {
+            const void* plane = static_cast<const uint8_t*>(x.data) +
+                                static_cast<size_t>((n * p.in_channels + g * cg_ + c) * H * W) * in_bytes;
+            source_row_u8(x, plane, H * W, 0, 1, H * W, zp_u8, quantize, tmp.data() + c * H * W);
+          }
+          if (ab == 1)
+            pack_u8(tmp.data(), H * W, cg_, cgp_, H * W, 0, buf + g * group_elems, cgp_);
+          else
+            pack_s16(tmp.data(), H * W, cg_, cgp_, H * W, 0, reinterpret_cast<int16_t*>(buf) + g * group_elems, cgp_);
+        }
+      });
+    } else {
     const int64_t rows = group_ * l.stride[0] * l.J[0];
     parallel_for(eff_threads, rows, [&](int64_t begin, int64_t end) {
       std::vector<uint8_t> tmp(static_cast<size_t>(sw * cg_ * l.J[1])), padded(static_cast<size_t>(padded_len));
@@ -651,6 +673,7 @@ void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y
         }
       }
     });
+    }
     // 2. Output segments (rows, or runs of a flat plane).
     const Segments seg = output_segments(l, eff_threads);
     parallel_for(eff_threads, group_ * seg.count, [&](int64_t begin, int64_t end) {
@@ -754,16 +777,8 @@ void QConvFast::run_via_f32(const ConvParams& p, const QInput& x, const QOutput&
         for (int64_t i = 0; i < plane_out; ++i) d[i] = static_cast<int32_t>(a[i]);
         continue;
       }
-      const uint32_t bias = y.bias_i32 ? static_cast<uint32_t>(y.bias_i32[m]) : 0u;
-      const float mult = y.scale[m];
-      for (int64_t i = 0; i < plane_out; ++i) {
-        const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(a[i])) + bias);
-        const int32_t q = qmath::requantize(v, mult, y.zero_point, u8 ? 0 : -128, u8 ? 255 : 127);
-        if (u8)
-          static_cast<uint8_t*>(y.dst)[base + i] = static_cast<uint8_t>(q);
-        else
-          static_cast<int8_t*>(y.dst)[base + i] = static_cast<int8_t>(q);
-      }
+      requant_(a, plane_out, y.bias_i32 ? y.bias_i32[m] : 0, y.scale[m], y.zero_point, u8,
+               static_cast<uint8_t*>(y.dst) + base);
     }
   }
 }

@@ -189,6 +189,7 @@ class QConvFast final : public QConvKernel {
   const char* name_;
   bool via_f32_ = false;  // exact fp32 accumulation (depthwise-like shapes; see conv_fast.cpp)
   QTileRowsFn tile_fn_ = nullptr;
+  RequantF32AccFn requant_ = nullptr;
   QKernelLayout layout_{};
   int64_t m_, cg_, mg_, group_, kernel_[2], cgp_, ksteps_;
   std::vector<uint8_t> packed_;     // tile weights, [group][block][kstep][nb][kg]

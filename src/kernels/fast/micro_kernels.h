@@ -193,6 +193,13 @@ using QAddFn = void (*)(const QAddArgs&);
 void qadd_avx2(const QAddArgs& args);
 void qadd_ref(const QAddArgs& args);
 
+/// Requantisation of exact integer sums held in fp32 (the exact-fp32 integer path):
+/// dst = saturate(round_half_even(float(int(acc) + bias) * mult) + zero_point), 8-bit.
+using RequantF32AccFn = void (*)(const float* acc, int64_t n, int32_t bias, float mult, int32_t zero_point, bool u8,
+                                 void* dst);
+void requant_f32acc_ref(const float* acc, int64_t n, int32_t bias, float mult, int32_t zero_point, bool u8, void* dst);
+void requant_f32acc_avx2(const float* acc, int64_t n, int32_t bias, float mult, int32_t zero_point, bool u8, void* dst);
+
 /// Position-major ("NHWC") packing of `channels` rows of n uint8 values (row c at
 /// src + c * ld_src): dst[p * step + c] = src[c * ld_src + p] ^ flip, for c < channels; the
 /// lanes [channels, pad_to) of every position are set to 0. flip = 0x80 turns int8 data into

@@ -157,6 +157,17 @@ void qadd_ref(const QAddArgs& t) {
   }
 }
 
+void requant_f32acc_ref(const float* acc, int64_t n, int32_t bias, float mult, int32_t zero_point, bool u8, void* dst) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(static_cast<int32_t>(acc[i])) + static_cast<uint32_t>(bias));
+    const int32_t q = qmath::requantize(v, mult, zero_point, u8 ? 0 : -128, u8 ? 255 : 127);
+    if (u8)
+      static_cast<uint8_t*>(dst)[i] = static_cast<uint8_t>(q);
+    else
+      static_cast<int8_t*>(dst)[i] = static_cast<int8_t>(q);
+  }
+}
+
 namespace {
 
 template <typename T>

@@ -16,6 +16,7 @@ struct ConvProblem {
   const ConvParams* p;
   const QWeights* w;  // integer convolutions only
   bool has_residual;
+  bool requant = false;  // integer convolutions with 8-bit output (QLinearConv)
 };
 
 int64_t conv_k(const ConvParams& p) {
@@ -56,6 +57,9 @@ std::string conv_onednn_declines(const ConvProblem& pr) {
 std::string qconv_onednn_declines(const ConvProblem& pr) {
   std::string why = QConvOneDnn::declines(*pr.p, *pr.w);
   if (!why.empty()) return why;
+  // Requantised outputs: the adapter's requantisation is a scalar pass over oneDNN's int32
+  // output, which costs more than the convolution saves (nr_metric's QDQ file: 2x slower).
+  if (pr.requant && onednn_mode() != 1) return "tinyq's fused requantising epilogue measured faster";
   const int64_t cg = pr.p->in_channels / pr.p->group, mg = pr.p->out_channels / pr.p->group;
   const bool depthwise = cg == 1 && mg == 1;
   return onednn_policy(depthwise || (cg >= 32 && conv_k(*pr.p) >= 64),
@@ -118,7 +122,8 @@ std::shared_ptr<const ConvF32Kernel> select_conv_f32(const ConvParams& wg, const
   return std::make_shared<ConvF32Fast>(c.impl.isa, wg, weights);
 }
 
-std::shared_ptr<const QConvKernel> select_qconv(const ConvParams& wg, const QWeights& w, bool allow_ref) {
+std::shared_ptr<const QConvKernel> select_qconv(const ConvParams& wg, const QWeights& w, bool allow_ref,
+                                                bool requant) {
   using C = Candidate<ConvProblem, Choice>;
   static const std::vector<C> list = {
       {"qconv_u8s8_onednn", Isa::Avx512Vnni, qconv_onednn_declines, {Impl::OneDnn, Isa::Avx512Vnni}},
@@ -126,8 +131,8 @@ std::shared_ptr<const QConvKernel> select_qconv(const ConvParams& wg, const QWei
       {"qconv_u8s8_avx2", Isa::Avx2, qconv_declines, {Impl::Own, Isa::Avx2}},
       {"qconv_ref", Isa::Ref, nullptr, {Impl::Own, Isa::Ref}},
   };
-  ConvProblem pr{&wg, &w, false};
-  const C& c = choose("qconv", list, pr, describe_conv(wg));
+  ConvProblem pr{&wg, &w, false, requant};
+  const C& c = choose("qconv", list, pr, describe_conv(wg) + (requant ? ", requantised" : ""));
   if (c.impl.impl == Impl::OneDnn) return std::make_shared<QConvOneDnn>(wg, w);
   if (!QConvFast::declines(wg, w).empty()) return nullptr;
   if (c.impl.isa == Isa::Ref && !allow_ref) return nullptr;
@@ -181,7 +186,8 @@ bool is_8bit(const Tensor* t) { return t && (t->dtype() == DType::U8 || t->dtype
 
 }  // namespace
 
-std::shared_ptr<const QConvKernel> prepare_qconv(const Tensor* w, const Tensor* w_zero_point, int64_t group) {
+std::shared_ptr<const QConvKernel> prepare_qconv(const Tensor* w, const Tensor* w_zero_point, int64_t group,
+                                                 bool requant) {
   if (!is_8bit(w) || w->rank() < 3 || w->rank() > 4 || group < 1 || w->dim(0) % group != 0) return nullptr;
   for (int64_t d : w->shape())
     if (d < 1) return nullptr;
@@ -192,7 +198,7 @@ std::shared_ptr<const QConvKernel> prepare_qconv(const Tensor* w, const Tensor* 
   qw.is_u8 = w->dtype() == DType::U8;
   qw.zero_points = zp.data();
   qw.zp_stride = zp.size() == 1 ? 0 : 1;
-  return select_qconv(weight_geometry(w->shape(), group), qw, false);
+  return select_qconv(weight_geometry(w->shape(), group), qw, false, requant);
 }
 
 std::shared_ptr<const QGemmFast> prepare_qgemm(const Tensor* b, const Tensor* b_zero_point) {

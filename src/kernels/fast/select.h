@@ -26,7 +26,9 @@ ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group);
 /// `has_residual`: the op adds a residual in the epilogue (the oneDNN adapter declines those).
 std::shared_ptr<const ConvF32Kernel> select_conv_f32(const ConvParams& wg, const float* weights, bool has_residual,
                                                      bool allow_ref);
-std::shared_ptr<const QConvKernel> select_qconv(const ConvParams& wg, const QWeights& w, bool allow_ref);
+/// `requant`: the op requantises to 8 bits (QLinearConv) rather than producing int32 or fp32.
+std::shared_ptr<const QConvKernel> select_qconv(const ConvParams& wg, const QWeights& w, bool allow_ref,
+                                                bool requant = false);
 std::shared_ptr<const QGemmFast> select_qgemm(int64_t k, int64_t n, const QWeights& b, bool b_transposed,
                                               bool allow_ref);
 std::shared_ptr<const GemmF32Fast> select_gemm_f32(int64_t k, int64_t n, const float* b, bool b_transposed,
@@ -37,7 +39,8 @@ std::shared_ptr<const GemmF32Fast> select_gemm_f32(int64_t k, int64_t n, const f
 /// channel / column), or nullptr when they are not constant (w null), the kernels decline them,
 /// or dispatch picks the reference level. `w` is [M, C/group, kernel...] for a convolution and
 /// [K, N] for a GEMM.
-std::shared_ptr<const QConvKernel> prepare_qconv(const Tensor* w, const Tensor* w_zero_point, int64_t group);
+std::shared_ptr<const QConvKernel> prepare_qconv(const Tensor* w, const Tensor* w_zero_point, int64_t group,
+                                                 bool requant = false);
 std::shared_ptr<const QGemmFast> prepare_qgemm(const Tensor* b, const Tensor* b_zero_point);
 
 /// The ISA the element-wise helpers (range scan, quantisation) use.

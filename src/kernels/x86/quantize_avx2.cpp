@@ -133,6 +133,26 @@ void dequantize_8_f32_avx2(const void* src, bool is_u8, int64_t n, float scale, 
   }
 }
 
+void requant_f32acc_avx2(const float* acc, int64_t n, int32_t bias, float mult, int32_t zero_point, bool u8, void* dst) {
+  const __m256i b = _mm256_set1_epi32(bias), zp = _mm256_set1_epi32(zero_point);
+  const __m256 m = _mm256_set1_ps(mult);
+  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
+  const __m256 lo = _mm256_set1_ps(static_cast<float>(qmin - zero_point));
+  const __m256 hi = _mm256_set1_ps(static_cast<float>(qmax - zero_point));
+  uint8_t* d = static_cast<uint8_t*>(dst);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    // The sums are exact integers: truncation is exact; the bias adds in int32 (wrapping).
+    const __m256i v = _mm256_add_epi32(_mm256_cvttps_epi32(_mm256_loadu_ps(acc + i)), b);
+    __m256 y = _mm256_mul_ps(_mm256_cvtepi32_ps(v), m);
+    y = _mm256_min_ps(_mm256_max_ps(y, lo), hi);  // NaN -> low bound, as qmath
+    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);
+    const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(d + i), u8 ? _mm_packus_epi16(w, w) : _mm_packs_epi16(w, w));
+  }
+  if (i < n) requant_f32acc_ref(acc + i, n - i, bias, mult, zero_point, u8, d + i);
+}
+
 void qadd_avx2(const QAddArgs& t) {
   const __m256 sa = _mm256_set1_ps(t.sa), sb = _mm256_set1_ps(t.sb), sy = _mm256_set1_ps(t.sy);
   const __m256i za = _mm256_set1_epi32(t.za), zb = _mm256_set1_epi32(t.zb), zy = _mm256_set1_epi32(t.zy);

@@ -42,7 +42,7 @@ std::unique_ptr<Op> make_qlinear_conv(const OpContext& ctx) {
   // Constant weights (and zero points): the fast integer kernels, packed once; else the
   // reference below.
   std::shared_ptr<const kernels::QConvKernel> fast;
-  if (!ctx.node.has_input(5) || ctx.constant(5)) fast = kernels::prepare_qconv(ctx.constant(3), ctx.constant(5), attrs.group);
+  if (!ctx.node.has_input(5) || ctx.constant(5)) fast = kernels::prepare_qconv(ctx.constant(3), ctx.constant(5), attrs.group, true);
   return make_lambda_op([attrs, fast](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& x = *in[0];
     const Tensor& w = *in[3];

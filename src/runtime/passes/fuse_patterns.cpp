@@ -437,7 +437,7 @@ std::string mlp_link(const Index& ix, const Node& n, int64_t* width) {
   *width = -1;
   if (is_fused(n) && (n.op_type == "FusedGemm" || n.op_type == "DynQMatMul") && n.outputs.size() == 1) {
     const Tensor* b = ix.constant(n.input(1));
-    if (!b || b->rank() != 2) return "";
+    if (!b || b->rank() != 2 || b->numel() == 0) return "";
     return ix.constant(n.input(0)) ? "" : n.input(0);
   }
   if (!default_domain(n) || n.inputs.size() != 2 || n.outputs.size() != 1) return "";

@@ -113,7 +113,7 @@ class MlpOp final : public Op {
       steps_.push_back(std::move(s));
     }
     out_width_ = width;
-    if (in_width_ < 0 || out_width_ < 0) ctx.fail("the chain has no dense layer");
+    if (in_width_ <= 0 || out_width_ <= 0) ctx.fail("the chain has no dense layer with a non-empty weight matrix");
   }
 
   void run(const OpInputs& in, std::vector<Tensor>& out) override {

@@ -35,6 +35,11 @@ CommandAction setup_bench(CLI::App& app);
 #ifdef TINYQ_WITH_QAT
 CommandAction setup_qat(CLI::App& app);
 #endif
+/// `tinyq qat` in the main CLI: hands the command line to tinyq-qat (libtorch stays out of
+/// every other command's start-up).
+CommandAction setup_qat_forward(CLI::App& app);
+inline constexpr const char* kQatSummary =
+    "Quantisation-aware training (libtorch): fine-tune with fake quantisation, export int8 QDQ";
 
 /// The process's argv as main() received it, for the run_provenance block of reports.
 const std::vector<std::string>& command_line();

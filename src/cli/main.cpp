@@ -13,6 +13,12 @@
 namespace tinyq::cli {
 namespace {
 
+#ifdef TINYQ_CLI_QAT_BINARY
+// tinyq-qat: the one command that needs libtorch, reached through `tinyq qat`.
+const CommandDef kCommands[] = {
+    {"qat", kQatSummary, setup_qat},
+};
+#else
 const CommandDef kCommands[] = {
     {"inspect", "Describe an ONNX model: opset, inputs/outputs, ops, parameters, quantisation", setup_inspect},
     {"run", "Run a model on inputs from an .npz and write its outputs to an .npz", setup_run},
@@ -22,10 +28,9 @@ const CommandDef kCommands[] = {
     {"measure-quant-drop", "Accuracy gate: PLCC drop of each int8 model against its fp32 baseline", setup_measure_quant_drop},
     {"build-calibration-set", "Build a calibration .npz from Parquet, CSV or raw YUV (first/random/stratified)", setup_build_calibration_set},
     {"bench", "Latency of a model and its int8 version in tinyq (and, with --ort, ONNX Runtime)", setup_bench},
-#ifdef TINYQ_WITH_QAT
-    {"qat", "Quantisation-aware training (libtorch): fine-tune with fake quantisation, export int8 QDQ", setup_qat},
-#endif
+    {"qat", kQatSummary, setup_qat_forward},
 };
+#endif
 
 std::vector<std::string> g_command_line;  // argv as given, for run provenance
 

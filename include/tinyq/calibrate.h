@@ -92,7 +92,10 @@ enum class CalibrationMethod {
   MinMax,      ///< the observed minimum and maximum (ONNX Runtime's default)
   Percentile,  ///< |x| histogram cut at a percentile, symmetric as ONNX Runtime's
   Entropy,     ///< the threshold minimising KL divergence to the quantised histogram (TensorRT)
-  Mse,         ///< the clipping range minimising the expected quantisation error squared
+  /// Per activation, in graph order, the candidate range (the tensor's own MSE optimum, minmax,
+  /// percentile clips) whose fake-quantised model outputs are closest to fp32 in squared error
+  /// (src/quant/calibrate_mse_search.h).
+  Mse,
 };
 /// "minmax", "percentile", "entropy", "mse".
 const char* calibration_method_name(CalibrationMethod method);

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "quant/calibrate_collect.h"
+#include "quant/calibrate_mse_search.h"
 #include "quant/calibrate_range.h"
 #include "tinyq/calibrate.h"
 #include "tinyq/error.h"
@@ -173,6 +174,15 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
     }
   }
 
+  // mse: each tensor's range is picked among candidates by the error of the model's outputs.
+  std::map<std::string, std::pair<float, float>> searched;
+  if (options.method == CalibrationMethod::Mse) {
+    std::map<std::string, quant::TensorStats> stats;
+    for (const auto& kv : merged.minmax)
+      if (!kv.second.empty()) stats[kv.first] = {&kv.second, &merged.hist.at(kv.first)};
+    searched = quant::mse_output_search(model, source, stats, workers);
+  }
+
   RangeTable table;
   table.method = options.method;
   table.percentile = options.percentile;
@@ -191,7 +201,8 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
     }
     static const quant::HistogramCollector kNone;
     auto h = merged.hist.find(kv.first);
-    const auto range = quant::choose_range(options, mm, h == merged.hist.end() ? kNone : h->second);
+    auto range = quant::choose_range(options, mm, h == merged.hist.end() ? kNone : h->second);
+    if (auto s = searched.find(kv.first); s != searched.end()) range = s->second;
     r.min = range.first;
     r.max = range.second;
     table.ranges.emplace(kv.first, r);

@@ -4,6 +4,7 @@
 // Calibration stages on their own: collectors, range methods, the range table's JSON, the .npz
 // source's checks of bad calibration data, and the runner (thread count must not matter).
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <random>
@@ -12,6 +13,7 @@
 
 #include "model_builder.h"
 #include "quant/calibrate_collect.h"
+#include "quant/calibrate_mse_search.h"
 #include "quant/calibrate_range.h"
 #include "static_test_util.h"
 #include "tinyq/calibrate.h"
@@ -168,6 +170,28 @@ TEST(StaticPtqRange, MseClipsALaplaceTailAndKeepsAUniformRange) {
   for (size_t i = 0; i < u.size(); ++i) u[i] = static_cast<float>(i) / static_cast<float>(u.size());
   const auto ru = quant::mse_range(histogram_of(CalibrationMethod::Mse, u), minmax_of(u));
   EXPECT_GT(ru.second, 0.97f);
+}
+
+TEST(StaticPtqRange, MseCandidatesStartWithTheTensorOptimumAndHoldMinMax) {
+  // The output-scored search picks among these: the tensor-level optimum first (it wins ties),
+  // minmax's range, and percentile clips, with near-duplicates dropped.
+  const std::vector<float> v = gaussian_with_outliers(50000, 30, 60.0, 4);
+  const MinMaxCollector mm = minmax_of(v);
+  const HistogramCollector h = histogram_of(CalibrationMethod::Mse, v);
+  const auto c = quant::mse_candidates(mm, h);
+  ASSERT_GE(c.size(), 3u);
+  EXPECT_EQ(c.front(), quant::mse_range(h, mm));
+  EXPECT_NE(std::find(c.begin(), c.end(), std::make_pair(mm.min, mm.max)), c.end());
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_GE(c[i].first, mm.min);
+    EXPECT_LE(c[i].second, mm.max);
+    for (size_t j = 0; j < i; ++j)
+      EXPECT_GT(std::fabs(c[i].first - c[j].first) + std::fabs(c[i].second - c[j].second), 0.01f * (mm.max - mm.min));
+  }
+  // Uniform values: every clip is within 1% of the whole range, so only one candidate is left.
+  std::vector<float> u(100000);
+  for (size_t i = 0; i < u.size(); ++i) u[i] = static_cast<float>(i) / static_cast<float>(u.size());
+  EXPECT_EQ(quant::mse_candidates(minmax_of(u), histogram_of(CalibrationMethod::Mse, u)).size(), 1u);
 }
 
 TEST(StaticPtqRange, MethodsStayInsideTheObservedRange) {

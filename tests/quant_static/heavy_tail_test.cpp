@@ -10,10 +10,9 @@
 // the tail and must beat minmax's drop on held-out data of the same (real) distribution by a
 // clear margin.
 //
-// mse cannot: for a tail this heavy the expected squared clipping error is unbounded, so the
-// range minimising the tensor's quantisation MSE is (almost) the whole observed range: a few
-// clipped outliers cost more squared error than coarse steps on every other value. The test
-// holds mse to what it can promise here: a range inside minmax's and a drop no worse.
+// mse scores its candidate ranges by the error of the model's outputs, not of the tensor (for a
+// tail this heavy the tensor-level optimum is almost minmax's range: the expected squared
+// clipping error is unbounded), so it must clip too, and beat minmax as clearly.
 // percentile runs at 99.9: with 1,000 samples of 6 values, the default 99.999 keeps every value.
 
 #include <cmath>
@@ -223,10 +222,9 @@ TEST(StaticPtqHeavyTail, ClippingMethodsBeatMinMax) {
               << " (input range [" << in->min << ", " << in->max << "] of observed [" << in->observed_min << ", "
               << in->observed_max << "])\n";
   }
-  for (const char* m : {"percentile", "entropy"})
+  for (const char* m : {"percentile", "entropy", "mse"})
     EXPECT_LT(drops[m], 0.5 * drops["minmax"]) << m << " should clearly beat minmax (" << drops[m] << " vs "
                                                << drops["minmax"] << ")";
-  EXPECT_LE(drops["mse"], drops["minmax"] * 1.01) << "mse may not widen minmax's ranges";
 
   // The clipped model runs in ONNX Runtime with tinyq's answers (QDQ tolerance: 2% of the
   // output range).

@@ -98,7 +98,20 @@ namespace {
 
 template <typename T, typename Fn>
 void binary_loop(const T* a, int64_t sa, const T* b, int64_t sb, T* dst, int64_t n, Fn fn) {
-  for (int64_t i = 0; i < n; ++i) dst[i] = fn(a[i * sa], b[i * sb]);
+  // The common strides get loops of their own, which the compiler vectorises (a stride known
+  // only at run time keeps the general loop scalar): same-shape operands, and one operand
+  // broadcast along the row (a bias, a scalar).
+  if (sa == 1 && sb == 1) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = fn(a[i], b[i]);
+  } else if (sa == 1 && sb == 0) {
+    const T y = b[0];
+    for (int64_t i = 0; i < n; ++i) dst[i] = fn(a[i], y);
+  } else if (sa == 0 && sb == 1) {
+    const T x = a[0];
+    for (int64_t i = 0; i < n; ++i) dst[i] = fn(x, b[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) dst[i] = fn(a[i * sa], b[i * sb]);
+  }
 }
 
 }  // namespace

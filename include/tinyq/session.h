@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +18,9 @@ struct SessionOptions {
   /// Graph-level optimisation when the session is built: constant folding and fusion into
   /// tinyq's fast kernels (src/runtime/passes). false runs the graph's nodes as written.
   bool optimize = true;
+  /// Called with each graph output as soon as the step computing it has run, on the thread
+  /// running the session: calibration reads activations while they are still in cache.
+  std::function<void(const std::string& name, const Tensor& value)> on_output;
 };
 
 /// An inference session over one model: load once, run many times. Every op is checked when the

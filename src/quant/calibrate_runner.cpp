@@ -61,7 +61,8 @@ int worker_count(const CalibrationOptions& options, int64_t samples) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, samples)));
 }
 
-// Runs every sample through per-worker sessions; `collect` sees each sample's named tensors.
+// Runs every sample through per-worker sessions; `collect` sees each sample's feeds, then each
+// exposed tensor as soon as the session computes it (while it is still in cache).
 template <typename Collect>
 void run_samples(const Model& exposed, const CalibrationSource& source, int workers, std::vector<PassState>& states,
                  const Collect& collect) {
@@ -70,16 +71,18 @@ void run_samples(const Model& exposed, const CalibrationSource& source, int work
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
   auto work = [&](int w) {
     try {
-      Session session(exposed);
+      PassState& state = states[static_cast<size_t>(w)];
+      SessionOptions options;
+      options.on_output = [&](const std::string& name, const Tensor& value) { collect(state, name, value, false); };
+      Session session(exposed, options);
       for (int64_t i = next++; i < n; i = next++) {
         NamedTensors feeds = source.sample(i);
-        NamedTensors outs;
+        for (const auto& kv : feeds) collect(state, kv.first, kv.second, true);
         try {
-          outs = session.run(feeds);
+          session.run(feeds);
         } catch (const Error& e) {
           throw Error("calibration sample " + std::to_string(i), e.message());
         }
-        collect(states[static_cast<size_t>(w)], feeds, outs);
       }
     } catch (...) {
       errors[static_cast<size_t>(w)] = std::current_exception();
@@ -136,17 +139,13 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
 
   // Pass 1: min/max (and the dtype each tensor turned out to have).
   std::vector<PassState> states(static_cast<size_t>(workers));
-  auto each_wanted = [&](const NamedTensors& feeds, const NamedTensors& outs, auto&& fn) {
-    for (const auto& kv : feeds)
-      if (from_feeds.count(kv.first)) fn(kv.first, kv.second);
-    for (const auto& kv : outs)
-      if (wanted.count(kv.first)) fn(kv.first, kv.second);
+  auto is_wanted = [&](const std::string& name, bool is_feed) {
+    return is_feed ? from_feeds.count(name) > 0 : wanted.count(name) > 0;
   };
-  run_samples(exposed, source, workers, states, [&](PassState& st, const NamedTensors& feeds, const NamedTensors& outs) {
-    each_wanted(feeds, outs, [&](const std::string& name, const Tensor& t) {
-      st.dtypes.emplace(name, t.dtype());
-      if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
-    });
+  run_samples(exposed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t, bool is_feed) {
+    if (!is_wanted(name, is_feed)) return;
+    st.dtypes.emplace(name, t.dtype());
+    if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
   });
   PassState merged;
   for (auto& st : states) {
@@ -161,11 +160,10 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
       for (const auto& kv : merged.minmax)
         st.hist.emplace(kv.first, quant::make_histogram(options.method, kv.second, options.histogram_bins));
     }
-    run_samples(exposed, source, workers, states, [&](PassState& st, const NamedTensors& feeds, const NamedTensors& outs) {
-      each_wanted(feeds, outs, [&](const std::string& name, const Tensor& t) {
-        auto it = st.hist.find(name);
-        if (it != st.hist.end() && t.dtype() == DType::F32) it->second.add(t.data<float>(), t.numel());
-      });
+    run_samples(exposed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t, bool is_feed) {
+      if (!is_wanted(name, is_feed)) return;
+      auto it = st.hist.find(name);
+      if (it != st.hist.end() && t.dtype() == DType::F32) it->second.add(t.data<float>(), t.numel());
     });
     for (const auto& kv : merged.minmax) {
       quant::HistogramCollector h = states[0].hist.at(kv.first);

@@ -2,6 +2,9 @@
 // SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
 #include "tinyq/session.h"
 
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <sstream>
 #include <unordered_map>
@@ -42,6 +45,7 @@ struct Session::Impl {
   std::vector<int> input_slots, output_slots;
   std::vector<Step> steps;
   std::vector<int> last_use;          // per slot: index of the last step that reads it
+  std::vector<const std::string*> output_name;  // per slot: its graph output name, or null
 
   int slot(const std::string& name) {
     auto it = slot_of.find(name);
@@ -100,6 +104,8 @@ struct Session::Impl {
       }
     }
     for (const auto& o : g.outputs) output_slots.push_back(slot(o.name));
+    output_name.assign(constants.size(), nullptr);
+    for (size_t k = 0; k < output_slots.size(); ++k) output_name[output_slots[k]] = &outputs[k].name;
     last_use.assign(constants.size(), -1);
     for (size_t i = 0; i < steps.size(); ++i)
       for (int s : steps[i].inputs)
@@ -151,6 +157,28 @@ struct Session::Impl {
   rt::OpInputs run_in;
   std::vector<Tensor> run_out;
 
+  // TINYQ_PROFILE=1: time every step; the mean per step goes to stderr when the session ends.
+  static bool profile_enabled() {
+    static const bool on = [] {
+      const char* v = std::getenv("TINYQ_PROFILE");
+      return v && *v && std::string(v) != "0";
+    }();
+    return on;
+  }
+  std::vector<double> step_ns;
+  int64_t profiled_runs = 0;
+
+  ~Impl() {
+    if (profiled_runs == 0) return;
+    double total = 0;
+    for (double v : step_ns) total += v;
+    std::fprintf(stderr, "tinyq profile: %lld runs, %.1f us per run\n", static_cast<long long>(profiled_runs),
+                 total / 1e3 / static_cast<double>(profiled_runs));
+    for (size_t i = 0; i < step_ns.size(); ++i)
+      std::fprintf(stderr, "  %8.1f us  %5.1f%%  %s\n", step_ns[i] / 1e3 / static_cast<double>(profiled_runs),
+                   100.0 * step_ns[i] / total, steps[i].node->label().c_str());
+  }
+
   std::vector<Tensor> execute(const std::vector<Tensor>& feeds) {
     kernels::ThreadScope thread_scope(options.threads);  // SessionOptions::threads for the kernels
     std::unique_lock<std::mutex> lock(run_mu, std::try_to_lock);
@@ -186,9 +214,20 @@ struct Session::Impl {
       in.clear();
       for (int s : step.inputs) in.push_back(s >= 0 ? &values[s] : nullptr);
       out.assign(step.outputs.size(), Tensor());
-      run_step(step, in, out);
+      if (profile_enabled()) {
+        const auto t0 = std::chrono::steady_clock::now();
+        run_step(step, in, out);
+        step_ns.resize(steps.size());
+        step_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
+        if (i + 1 == steps.size()) ++profiled_runs;
+      } else {
+        run_step(step, in, out);
+      }
       for (size_t k = 0; k < out.size(); ++k)
         if (step.outputs[k] >= 0) values[step.outputs[k]] = std::move(out[k]);
+      if (options.on_output)
+        for (int s : step.outputs)
+          if (s >= 0 && output_name[s]) options.on_output(*output_name[s], values[s]);
       // Free intermediates after their last reader (constants stay shared with `constants`).
       for (int s : step.inputs)
         if (s >= 0 && last_use[s] == static_cast<int>(i) && !is_constant[s]) values[s] = Tensor();

@@ -47,24 +47,13 @@ ConvParams conv_geometry(const nn::WindowAttrs& attrs, int64_t group, const Shap
   p.spatial_rank = static_cast<int>(rank);
   for (size_t i = 0; i < rank; ++i) {
     const int64_t in = x[i + 2], k = w[i + 2], s = nn::stride_at(attrs, i), d = nn::dilation_at(attrs, i);
-    int64_t pb = nn::pad_begin_at(attrs, i), pe = nn::pad_end_at(attrs, i, rank);
-    if (attrs.auto_pad == AutoPad::Valid) {
-      pb = pe = 0;
-    } else if (attrs.auto_pad == AutoPad::SameUpper || attrs.auto_pad == AutoPad::SameLower) {
-      kernels::AxisPads ap = kernels::conv_same_pads(in, k, s, d, attrs.auto_pad);
-      pb = ap.begin;
-      pe = ap.end;
-    }
-    const int64_t out = kernels::conv_output_size(in, k, s, d, pb, pe);
+    const kernels::AxisPads pads =
+        nn::resolve_pads(attrs, i, rank, [&] { return kernels::conv_same_pads(in, k, s, d, attrs.auto_pad); });
+    const int64_t out = kernels::conv_output_size(in, k, s, d, pads.begin, pads.end);
     if (out < 1)
       throw Error("the kernel (" + std::to_string(kernels::dilated_extent(k, d)) + " with dilation) does not fit input " +
                   shape_to_string(x) + " with its padding along spatial axis " + std::to_string(i));
-    p.in_size[i] = in;
-    p.out_size[i] = out;
-    p.kernel[i] = k;
-    p.stride[i] = s;
-    p.dilation[i] = d;
-    p.pad_begin[i] = pb;
+    nn::set_window_axis(p, i, in, out, k, s, d, pads.begin);
   }
   return p;
 }

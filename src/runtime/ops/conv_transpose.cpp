@@ -68,24 +68,16 @@ ConvParams conv_transpose_geometry(const ConvTransposeAttrs& a, const Shape& x, 
       pb = ap.begin;
       pe = ap.end;
     } else {
-      if (wa.auto_pad == AutoPad::Valid) {
-        pb = pe = 0;
-      } else if (wa.auto_pad == AutoPad::SameUpper || wa.auto_pad == AutoPad::SameLower) {
-        kernels::AxisPads ap = kernels::conv_transpose_pads_for_output(in, in * s, k, s, d, adj, wa.auto_pad);
-        pb = ap.begin;
-        pe = ap.end;
-      }
+      const kernels::AxisPads ap = nn::resolve_pads(
+          wa, i, rank, [&] { return kernels::conv_transpose_pads_for_output(in, in * s, k, s, d, adj, wa.auto_pad); });
+      pb = ap.begin;
+      pe = ap.end;
       out = kernels::conv_transpose_output_size(in, k, s, d, pb, pe, adj);
     }
     if (out < 1)
       throw Error("the output would be empty along spatial axis " + std::to_string(i) + " (input " +
                   shape_to_string(x) + ", pads " + std::to_string(pb) + "+" + std::to_string(pe) + ")");
-    p.in_size[i] = in;
-    p.out_size[i] = out;
-    p.kernel[i] = k;
-    p.stride[i] = s;
-    p.dilation[i] = d;
-    p.pad_begin[i] = pb;
+    nn::set_window_axis(p, i, in, out, k, s, d, pb);
   }
   return p;
 }

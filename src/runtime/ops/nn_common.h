@@ -94,4 +94,25 @@ inline int64_t pad_end_at(const WindowAttrs& w, size_t i, size_t rank) {
   return w.pads.empty() ? 0 : w.pads[rank + i];
 }
 
+/// The pads of spatial axis i: the explicit ones, none under VALID, or what `same_pads()` gives
+/// under SAME_UPPER / SAME_LOWER (each op computes SAME its own way).
+template <typename SamePads>
+kernels::AxisPads resolve_pads(const WindowAttrs& w, size_t i, size_t rank, SamePads same_pads) {
+  if (w.auto_pad == kernels::AutoPad::Valid) return {0, 0};
+  if (w.auto_pad == kernels::AutoPad::SameUpper || w.auto_pad == kernels::AutoPad::SameLower) return same_pads();
+  return {pad_begin_at(w, i), pad_end_at(w, i, rank)};
+}
+
+/// Writes one spatial axis of a window geometry (ConvParams, PoolParams).
+template <typename Params>
+void set_window_axis(Params& p, size_t i, int64_t in, int64_t out, int64_t kernel, int64_t stride, int64_t dilation,
+                     int64_t pad_begin) {
+  p.in_size[i] = in;
+  p.out_size[i] = out;
+  p.kernel[i] = kernel;
+  p.stride[i] = stride;
+  p.dilation[i] = dilation;
+  p.pad_begin[i] = pad_begin;
+}
+
 }  // namespace tinyq::rt::nn

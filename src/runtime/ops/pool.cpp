@@ -48,25 +48,13 @@ PoolParams pool_geometry(const PoolAttrs& a, const Shape& x) {
   p.spatial_rank = static_cast<int>(rank);
   for (size_t i = 0; i < rank; ++i) {
     const int64_t in = x[i + 2], k = w.kernel_shape[i], s = nn::stride_at(w, i), d = nn::dilation_at(w, i);
-    int64_t pb = nn::pad_begin_at(w, i), pe = nn::pad_end_at(w, i, rank);
-    if (w.auto_pad == AutoPad::Valid) {
-      pb = pe = 0;
-    } else if (w.auto_pad == AutoPad::SameUpper || w.auto_pad == AutoPad::SameLower) {
-      kernels::AxisPads ap = kernels::pool_same_pads(in, k, s, w.auto_pad);
-      pb = ap.begin;
-      pe = ap.end;
-    }
-    const int64_t out = kernels::conv_output_size(in, k, s, d, pb, pe, a.ceil_mode);
+    const kernels::AxisPads pads = nn::resolve_pads(w, i, rank, [&] { return kernels::pool_same_pads(in, k, s, w.auto_pad); });
+    const int64_t out = kernels::conv_output_size(in, k, s, d, pads.begin, pads.end, a.ceil_mode);
     if (out < 1)
       throw Error("the window (" + std::to_string(kernels::dilated_extent(k, d)) + " with dilation) does not fit input " +
                   shape_to_string(x) + " with its padding along spatial axis " + std::to_string(i));
-    p.in_size[i] = in;
-    p.out_size[i] = out;
-    p.kernel[i] = k;
-    p.stride[i] = s;
-    p.dilation[i] = d;
-    p.pad_begin[i] = pb;
-    p.pad_end[i] = pe;
+    nn::set_window_axis(p, i, in, out, k, s, d, pads.begin);
+    p.pad_end[i] = pads.end;
   }
   return p;
 }

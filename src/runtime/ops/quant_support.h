@@ -66,6 +66,67 @@ inline kernels::QAxisLayout tensor_layout(const Shape& shape) {
   return l;
 }
 
+/// QuantizeLinear / DequantizeLinear (opsets 10 and 13) share their parameters: a scale (per
+/// tensor, or from opset 13 a 1-D one along `axis`, default 1) and a zero point. `prefix` is the
+/// ONNX name of the quantised side ("y" for QuantizeLinear, "x" for DequantizeLinear) and
+/// `zp_types` the zero-point types the op takes, in words.
+struct LinearQuantSpec {
+  const char* prefix;
+  bool (*zero_point_ok)(DType);
+  const char* zp_types;
+  int64_t axis = 1;
+  bool per_axis = false;  ///< opset >= 13
+};
+
+/// Checks arity, attributes and the constant parameters when the op is made.
+inline LinearQuantSpec make_linear_quant_spec(const OpContext& ctx, const char* prefix, bool (*zero_point_ok)(DType),
+                                              const char* zp_types) {
+  check_arity(ctx, 2, 3, 1, 1);
+  LinearQuantSpec spec{prefix, zero_point_ok, zp_types};
+  spec.per_axis = ctx.opset >= 13;
+  if (spec.per_axis) check_attrs(ctx, {"axis"});
+  else check_attrs(ctx, {});
+  spec.axis = ctx.node.attr_int("axis", 1);
+  const std::string p = prefix;
+  if (const Tensor* s = ctx.constant(1); s && s->dtype() != DType::F32)
+    ctx.fail(p + "_scale must be float, is " + dtype_name(s->dtype()));
+  if (const Tensor* z = ctx.constant(2); z && !zero_point_ok(z->dtype()))
+    ctx.fail(p + "_zero_point must be " + zp_types + ", is " + dtype_name(z->dtype()));
+  if (const Tensor* s = ctx.constant(1); s && !spec.per_axis && !is_per_tensor(*s))
+    ctx.fail(p + "_scale must be a scalar before opset 13, has shape " + shape_to_string(s->shape()));
+  return spec;
+}
+
+/// The parameters of one run: scales, zero points (of type `zp_type`) and the layout of x they
+/// apply along, checked against x's shape.
+struct LinearQuantParams {
+  std::vector<float> scales;
+  std::vector<int32_t> zero_points;
+  kernels::QAxisLayout layout;
+};
+inline LinearQuantParams linear_quant_params(const LinearQuantSpec& spec, const Tensor& x, const Tensor& scale,
+                                             const Tensor* zp, DType zp_type) {
+  const std::string p = spec.prefix;
+  if (!spec.zero_point_ok(zp_type))
+    throw Error(p + "_zero_point must be " + spec.zp_types + ", is " + dtype_name(zp_type));
+  LinearQuantParams q;
+  q.scales = scale_values(scale, p + "_scale");
+  q.zero_points = zero_point_values(zp, zp_type, q.scales.size(), p + "_zero_point");
+  if (q.zero_points.size() != q.scales.size())
+    throw Error(p + "_zero_point has shape " + shape_to_string(zp->shape()) + " but " + p + "_scale has shape " +
+                shape_to_string(scale.shape()));
+  q.layout = tensor_layout(x.shape());
+  if (!is_per_tensor(scale)) {
+    if (!spec.per_axis) throw Error(p + "_scale must be a scalar before opset 13, has shape " + shape_to_string(scale.shape()));
+    if (scale.rank() != 1) throw Error(p + "_scale must be a scalar or 1-D, has shape " + shape_to_string(scale.shape()));
+    q.layout = axis_layout(x.shape(), normalize_axis(spec.axis, static_cast<int64_t>(x.rank())));
+    if (q.layout.channels != scale.numel())
+      throw Error(p + "_scale has " + std::to_string(scale.numel()) + " values but axis " + std::to_string(spec.axis) +
+                  " of x " + shape_to_string(x.shape()) + " has " + std::to_string(q.layout.channels));
+  }
+  return q;
+}
+
 /// numpy.matmul of A [..., M, K] and B [..., K, N] (1-D operands promoted and the promoted axis
 /// dropped from the output, as numpy does), with batch dimensions broadcast. For each output
 /// matrix, the element offsets of its A and B matrices.

@@ -65,20 +65,8 @@ std::unique_ptr<Op> make_matmul_integer(const OpContext& ctx) {
       dispatch_types<uint8_t, int8_t>(b.dtype(), [&](auto btag) {
         using TB = decltype(btag);
         for (size_t i = 0; i < plan.a_offsets.size(); ++i) {
-          kernels::QGemmArgs<TA, TB> g;
-          g.m = plan.m;
-          g.n = plan.n;
-          g.k = plan.k;
-          g.a = a.data<TA>() + plan.a_offsets[i];
-          g.lda = plan.k;
-          g.b = b.data<TB>() + plan.b_offsets[i];
-          g.ldb = plan.n;
-          g.c = y.data<int32_t>() + static_cast<int64_t>(i) * plan.m * plan.n;
-          g.ldc = plan.n;
-          g.a_zero_points = za.data() + la.offsets[i];
-          g.a_zp_stride = la.stride;
-          g.b_zero_points = zb.data() + lb.offsets[i];
-          g.b_zp_stride = lb.stride;
+          const auto g = quant::batch_qgemm_args<TA, TB>(plan, i, a, b, za, la, zb, lb,
+                                                         y.data<int32_t>() + static_cast<int64_t>(i) * plan.m * plan.n);
           kernels::qgemm_ref(g);
         }
       });

@@ -66,20 +66,7 @@ std::unique_ptr<Op> make_qlinear_matmul(const OpContext& ctx) {
         dispatch_types<uint8_t, int8_t>(y.dtype(), [&](auto ytag) {
           using TY = decltype(ytag);
           for (size_t i = 0; i < plan.a_offsets.size(); ++i) {
-            kernels::QGemmArgs<TA, TB> g;
-            g.m = plan.m;
-            g.n = plan.n;
-            g.k = plan.k;
-            g.a = a.data<TA>() + plan.a_offsets[i];
-            g.lda = plan.k;
-            g.b = b.data<TB>() + plan.b_offsets[i];
-            g.ldb = plan.n;
-            g.c = acc.data();
-            g.ldc = plan.n;
-            g.a_zero_points = za.data() + l_za.offsets[i];
-            g.a_zp_stride = l_za.stride;
-            g.b_zero_points = zb.data() + l_zb.offsets[i];
-            g.b_zp_stride = l_zb.stride;
+            const auto g = quant::batch_qgemm_args<TA, TB>(plan, i, a, b, za, l_za, zb, l_zb, acc.data());
             kernels::qgemm_ref(g);
 
             for (int64_t r = 0; r < mult_rows; ++r)

@@ -14,6 +14,7 @@
 
 #include "kernels/conv_geometry.h"
 #include "kernels/ref/qconv_ref.h"
+#include "kernels/ref/qgemm_ref.h"
 #include "kernels/ref/qlinear_ref.h"
 #include "runtime/broadcast.h"
 #include "runtime/ops/nn_common.h"
@@ -233,6 +234,29 @@ inline MatMulParamLayout matmul_param_layout(const Tensor* t, const MatMulPlan& 
 /// ConvInteger / QLinearConv attributes, parsed and checked as Conv's are (nn_common.h: known
 /// auto_pad, positive strides, dilations and kernel_shape, non-negative pads, consistent
 /// lengths), plus group >= 1.
+/// The integer GEMM of output matrix `i` of a planned MatMul: A's and B's slices with their
+/// zero points, into c (leading dimension n).
+template <typename TA, typename TB>
+kernels::QGemmArgs<TA, TB> batch_qgemm_args(const MatMulPlan& plan, size_t i, const Tensor& a, const Tensor& b,
+                                            const std::vector<int32_t>& za, const MatMulParamLayout& la,
+                                            const std::vector<int32_t>& zb, const MatMulParamLayout& lb, int32_t* c) {
+  kernels::QGemmArgs<TA, TB> g;
+  g.m = plan.m;
+  g.n = plan.n;
+  g.k = plan.k;
+  g.a = a.data<TA>() + plan.a_offsets[i];
+  g.lda = plan.k;
+  g.b = b.data<TB>() + plan.b_offsets[i];
+  g.ldb = plan.n;
+  g.c = c;
+  g.ldc = plan.n;
+  g.a_zero_points = za.data() + la.offsets[i];
+  g.a_zp_stride = la.stride;
+  g.b_zero_points = zb.data() + lb.offsets[i];
+  g.b_zp_stride = lb.stride;
+  return g;
+}
+
 inline kernels::QConvAttrs parse_conv_attrs(const OpContext& ctx) {
   check_attrs(ctx, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
   const nn::WindowAttrs w = nn::parse_window_attrs(ctx, false);

@@ -22,10 +22,6 @@
 // an RLE/bit-packed hybrid behind a one-byte bit width) and BYTE_STREAM_SPLIT for fixed-width
 // numbers. The DELTA_* encodings are refused by name.
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -35,6 +31,7 @@
 #include "calib/parquet_meta.h"
 #include "calib/rle_hybrid.h"
 #include "calib/thrift_compact.h"
+#include "common/file_util.h"
 #include "tinyq/calibration.h"
 #include "tinyq/error.h"
 
@@ -81,40 +78,16 @@ class MemorySource : public ByteSource {
 
 class FileSource : public ByteSource {
  public:
-  explicit FileSource(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      if (errno == ENOENT) throw Error(path, "no such file");
-      throw Error(path, std::string("cannot open: ") + std::strerror(errno));
-    }
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      throw Error(path, "not a regular file");
-    }
-    size_ = static_cast<uint64_t>(st.st_size);
-  }
-  ~FileSource() override { ::close(fd_); }
-  FileSource(const FileSource&) = delete;
-  FileSource& operator=(const FileSource&) = delete;
-
-  uint64_t size() const override { return size_; }
+  explicit FileSource(const std::string& path) : file_(path) {}
+  uint64_t size() const override { return file_.size(); }
   std::string read(uint64_t offset, uint64_t n) const override {
     std::string out(static_cast<size_t>(n), '\0');
-    size_t done = 0;
-    while (done < out.size()) {
-      ssize_t got = ::pread(fd_, &out[done], out.size() - done, static_cast<off_t>(offset + done));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) throw Error(path_, "read failed (the file may have changed while being read)");
-      done += static_cast<size_t>(got);
-    }
+    file_.read_at(offset, out.data(), out.size());
     return out;
   }
 
  private:
-  std::string path_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
+  ReadOnlyFile file_;
 };
 
 // ----- footer and schema ----------------------------------------------------------------------

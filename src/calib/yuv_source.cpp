@@ -6,9 +6,6 @@
 // yuv420p10le two little-endian bytes holding 0..1023. Only the luma plane is used: the image
 // models calibrated from these take one channel.
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -16,6 +13,7 @@
 #include <cstring>
 #include <set>
 
+#include "common/file_util.h"
 #include "tinyq/calibration.h"
 #include "tinyq/error.h"
 
@@ -33,42 +31,6 @@ void check_spec(const YuvFrameSpec& spec) {
     throw Error("--size", std::to_string(spec.width) + "x" + std::to_string(spec.height) +
                               " is not a frame size tinyq accepts (1..65536 each way)");
 }
-
-class Fd {
- public:
-  explicit Fd(const std::string& path) : path_(path) {
-    fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd_ < 0) {
-      if (errno == ENOENT) throw Error(path, "no such file");
-      throw Error(path, std::string("cannot open: ") + std::strerror(errno));
-    }
-    struct stat st {};
-    if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
-      ::close(fd_);
-      throw Error(path, "not a regular file");
-    }
-    size_ = static_cast<uint64_t>(st.st_size);
-  }
-  ~Fd() { ::close(fd_); }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  uint64_t size() const { return size_; }
-  void read_at(uint64_t offset, void* dst, size_t n) const {
-    auto* p = static_cast<char*>(dst);
-    size_t done = 0;
-    while (done < n) {
-      ssize_t got = ::pread(fd_, p + done, n - done, static_cast<off_t>(offset + done));
-      if (got < 0 && errno == EINTR) continue;
-      if (got <= 0) throw Error(path_, "read failed (the file may have changed while being read)");
-      done += static_cast<size_t>(got);
-    }
-  }
-
- private:
-  std::string path_;
-  int fd_ = -1;
-  uint64_t size_ = 0;
-};
 
 int64_t frame_count_of(uint64_t file_bytes, const YuvFrameSpec& spec, const std::string& path) {
   const uint64_t fb = yuv_frame_bytes(spec);
@@ -98,7 +60,7 @@ uint64_t yuv_frame_bytes(const YuvFrameSpec& spec) {
 }
 
 int64_t yuv_frame_count(const std::string& path, const YuvFrameSpec& spec) {
-  Fd fd(path);
+  const ReadOnlyFile fd(path);
   return frame_count_of(fd.size(), spec, path);
 }
 
@@ -207,7 +169,7 @@ std::vector<float> luma_resize_bilinear(const std::vector<float>& src, int64_t w
 Tensor read_yuv_luma(const std::string& path, const YuvFrameSpec& spec, const std::vector<int64_t>& frames,
                      const LumaGeometry& geometry) {
   check_spec(spec);
-  Fd fd(path);
+  const ReadOnlyFile fd(path);
   const int64_t count = frame_count_of(fd.size(), spec, path);
   for (int64_t f : frames)
     if (f < 0 || f >= count)

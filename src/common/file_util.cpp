@@ -17,34 +17,39 @@ namespace fs = std::filesystem;
 
 namespace tinyq {
 
-std::string read_file_bounded(const std::string& path, uint64_t max_bytes) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) {
+ReadOnlyFile::ReadOnlyFile(const std::string& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) {
     if (errno == ENOENT) throw Error(path, "no such file");
     throw Error(path, std::string("cannot open: ") + std::strerror(errno));
   }
   struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
+  if (::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd_);
     throw Error(path, "not a regular file");
   }
-  if (static_cast<uint64_t>(st.st_size) > max_bytes) {
-    ::close(fd);
-    throw Error(path, "file is " + std::to_string(st.st_size) + " bytes, over the limit of " +
-                          std::to_string(max_bytes));
-  }
-  std::string bytes(static_cast<size_t>(st.st_size), '\0');
+  size_ = static_cast<uint64_t>(st.st_size);
+}
+
+ReadOnlyFile::~ReadOnlyFile() { ::close(fd_); }
+
+void ReadOnlyFile::read_at(uint64_t offset, void* dst, size_t n) const {
+  auto* p = static_cast<char*>(dst);
   size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::read(fd, &bytes[done], bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      ::close(fd);
-      throw Error(path, "read failed");
-    }
-    done += static_cast<size_t>(n);
+  while (done < n) {
+    const ssize_t got = ::pread(fd_, p + done, n - done, static_cast<off_t>(offset + done));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) throw Error(path_, "read failed (the file may have changed while being read)");
+    done += static_cast<size_t>(got);
   }
-  ::close(fd);
+}
+
+std::string read_file_bounded(const std::string& path, uint64_t max_bytes) {
+  ReadOnlyFile file(path);
+  if (file.size() > max_bytes)
+    throw Error(path, "file is " + std::to_string(file.size()) + " bytes, over the limit of " + std::to_string(max_bytes));
+  std::string bytes(static_cast<size_t>(file.size()), '\0');
+  file.read_at(0, bytes.data(), bytes.size());
   return bytes;
 }
 

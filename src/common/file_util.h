@@ -7,6 +7,25 @@
 
 namespace tinyq {
 
+/// A regular file open for reading at any offset (pread). Errors name the file: missing, not a
+/// regular file, unopenable, a read that comes up short (the file changed while being read).
+class ReadOnlyFile {
+ public:
+  explicit ReadOnlyFile(const std::string& path);
+  ~ReadOnlyFile();
+  ReadOnlyFile(const ReadOnlyFile&) = delete;
+  ReadOnlyFile& operator=(const ReadOnlyFile&) = delete;
+  uint64_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+  /// Reads exactly n bytes at offset into dst.
+  void read_at(uint64_t offset, void* dst, size_t n) const;
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+  uint64_t size_ = 0;
+};
+
 /// Reads a whole file, refusing one larger than max_bytes before allocating.
 /// Errors name the file: missing, not a regular file, too large, unreadable.
 std::string read_file_bounded(const std::string& path, uint64_t max_bytes);

@@ -4,35 +4,9 @@
 
 #include <algorithm>
 
+#include "kernels/ref/window_3d.h"
+
 namespace tinyq::kernels {
-
-namespace {
-
-// The problem seen as 3-D: spatial axes right-aligned into (depth, height, width), the missing
-// leading ones of size 1 with kernel 1, stride 1 and no padding.
-struct Geometry3d {
-  int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad[3];
-};
-
-Geometry3d as_3d(const ConvParams& p) {
-  Geometry3d g;
-  int lead = kMaxSpatialRank - p.spatial_rank;
-  for (int a = 0; a < kMaxSpatialRank; ++a) {
-    int s = a - lead;
-    bool real = s >= 0;
-    g.in[a] = real ? p.in_size[s] : 1;
-    g.out[a] = real ? p.out_size[s] : 1;
-    g.kernel[a] = real ? p.kernel[s] : 1;
-    g.stride[a] = real ? p.stride[s] : 1;
-    g.dilation[a] = real ? p.dilation[s] : 1;
-    g.pad[a] = real ? p.pad_begin[s] : 0;
-  }
-  return g;
-}
-
-int64_t volume(const int64_t* v) { return v[0] * v[1] * v[2]; }
-
-}  // namespace
 
 // Direct convolution, ordered so the innermost loop runs along one output row: for every
 // (output channel, input channel, tap) the tap's weight times a strided input row is added to
@@ -40,7 +14,7 @@ int64_t volume(const int64_t* v) { return v[0] * v[1] * v[2]; }
 // nothing and needs no test per element). Each output still sums its taps in the natural
 // (input channel, kd, kh, kw) order.
 void conv_f32_ref(const ConvParams& p, const float* src, const float* weights, const float* bias, float* dst) {
-  const Geometry3d g = as_3d(p);
+  const Window3d g = window_3d(p);
   const int64_t in_plane = volume(g.in), out_plane = volume(g.out), taps = volume(g.kernel);
   const int64_t ic_per_group = p.in_channels / p.group, oc_per_group = p.out_channels / p.group;
 
@@ -54,18 +28,18 @@ void conv_f32_ref(const ConvParams& p, const float* src, const float* weights, c
         const float* in = src + (n * p.in_channels + ic) * in_plane;
         const float* w = weights + (oc * ic_per_group + icg) * taps;
         for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
-          OutputRange rd = valid_output_range(g.in[0], g.out[0], g.stride[0], g.pad[0], kd * g.dilation[0]);
+          OutputRange rd = valid_output_range(g.in[0], g.out[0], g.stride[0], g.pad_begin[0], kd * g.dilation[0]);
           for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-            OutputRange rh = valid_output_range(g.in[1], g.out[1], g.stride[1], g.pad[1], kh * g.dilation[1]);
+            OutputRange rh = valid_output_range(g.in[1], g.out[1], g.stride[1], g.pad_begin[1], kh * g.dilation[1]);
             for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-              OutputRange rw = valid_output_range(g.in[2], g.out[2], g.stride[2], g.pad[2], kw * g.dilation[2]);
+              OutputRange rw = valid_output_range(g.in[2], g.out[2], g.stride[2], g.pad_begin[2], kw * g.dilation[2]);
               const float wv = w[(kd * g.kernel[1] + kh) * g.kernel[2] + kw];
               for (int64_t od = rd.lo; od < rd.hi; ++od) {
-                const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+                const int64_t id = od * g.stride[0] - g.pad_begin[0] + kd * g.dilation[0];
                 for (int64_t oh = rh.lo; oh < rh.hi; ++oh) {
-                  const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                  const int64_t ih = oh * g.stride[1] - g.pad_begin[1] + kh * g.dilation[1];
                   // integer offsets: the row's origin may lie left of the buffer
-                  const int64_t in_base = (id * g.in[1] + ih) * g.in[2] - g.pad[2] + kw * g.dilation[2];
+                  const int64_t in_base = (id * g.in[1] + ih) * g.in[2] - g.pad_begin[2] + kw * g.dilation[2];
                   float* out_row = out + (od * g.out[1] + oh) * g.out[2];
                   for (int64_t ow = rw.lo; ow < rw.hi; ++ow) out_row[ow] += wv * in[in_base + ow * g.stride[2]];
                 }
@@ -83,7 +57,7 @@ void conv_f32_ref(const ConvParams& p, const float* src, const float* weights, c
 // the pads) are skipped with the same range arithmetic as above, seen from the input side.
 void conv_transpose_f32_ref(const ConvParams& p, const float* src, const float* weights, const float* bias,
                             float* dst) {
-  const Geometry3d g = as_3d(p);
+  const Window3d g = window_3d(p);
   const int64_t in_plane = volume(g.in), out_plane = volume(g.out), taps = volume(g.kernel);
   const int64_t ic_per_group = p.in_channels / p.group, oc_per_group = p.out_channels / p.group;
 
@@ -101,18 +75,18 @@ void conv_transpose_f32_ref(const ConvParams& p, const float* src, const float* 
         const float* w = weights + (ic * oc_per_group + ocg) * taps;
         for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
           // input positions i with i * stride - pad + k * dilation inside [0, out)
-          OutputRange rd = valid_output_range(g.out[0], g.in[0], g.stride[0], g.pad[0], kd * g.dilation[0]);
+          OutputRange rd = valid_output_range(g.out[0], g.in[0], g.stride[0], g.pad_begin[0], kd * g.dilation[0]);
           for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
-            OutputRange rh = valid_output_range(g.out[1], g.in[1], g.stride[1], g.pad[1], kh * g.dilation[1]);
+            OutputRange rh = valid_output_range(g.out[1], g.in[1], g.stride[1], g.pad_begin[1], kh * g.dilation[1]);
             for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-              OutputRange rw = valid_output_range(g.out[2], g.in[2], g.stride[2], g.pad[2], kw * g.dilation[2]);
+              OutputRange rw = valid_output_range(g.out[2], g.in[2], g.stride[2], g.pad_begin[2], kw * g.dilation[2]);
               const float wv = w[(kd * g.kernel[1] + kh) * g.kernel[2] + kw];
               for (int64_t id = rd.lo; id < rd.hi; ++id) {
-                const int64_t od = id * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+                const int64_t od = id * g.stride[0] - g.pad_begin[0] + kd * g.dilation[0];
                 for (int64_t ih = rh.lo; ih < rh.hi; ++ih) {
-                  const int64_t oh = ih * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+                  const int64_t oh = ih * g.stride[1] - g.pad_begin[1] + kh * g.dilation[1];
                   const float* in_row = in + (id * g.in[1] + ih) * g.in[2];
-                  const int64_t out_base = (od * g.out[1] + oh) * g.out[2] - g.pad[2] + kw * g.dilation[2];
+                  const int64_t out_base = (od * g.out[1] + oh) * g.out[2] - g.pad_begin[2] + kw * g.dilation[2];
                   for (int64_t iw = rw.lo; iw < rw.hi; ++iw) out[out_base + iw * g.stride[2]] += wv * in_row[iw];
                 }
               }

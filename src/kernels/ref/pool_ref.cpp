@@ -5,31 +5,11 @@
 #include <algorithm>
 #include <limits>
 
+#include "kernels/ref/window_3d.h"
+
 namespace tinyq::kernels {
 
 namespace {
-
-// The pool seen as 3-D (missing leading axes of size 1), as in conv_ref.cpp.
-struct Window3d {
-  int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad_begin[3], pad_end[3];
-};
-
-Window3d as_3d(const PoolParams& p) {
-  Window3d g;
-  int lead = kMaxSpatialRank - p.spatial_rank;
-  for (int a = 0; a < kMaxSpatialRank; ++a) {
-    int s = a - lead;
-    bool real = s >= 0;
-    g.in[a] = real ? p.in_size[s] : 1;
-    g.out[a] = real ? p.out_size[s] : 1;
-    g.kernel[a] = real ? p.kernel[s] : 1;
-    g.stride[a] = real ? p.stride[s] : 1;
-    g.dilation[a] = real ? p.dilation[s] : 1;
-    g.pad_begin[a] = real ? p.pad_begin[s] : 0;
-    g.pad_end[a] = real ? p.pad_end[s] : 0;
-  }
-  return g;
-}
 
 // Calls fn(input offset or -1, inside_padded_input) for every tap of the window at `o`.
 // A tap is "inside" when it lies in the input, "padded" when it lies in [-pad_begin, in + pad_end).
@@ -63,7 +43,7 @@ void for_each_output(const Window3d& g, Fn fn) {
 }  // namespace
 
 void max_pool_f32_ref(const PoolParams& p, const float* src, float* dst) {
-  const Window3d g = as_3d(p);
+  const Window3d g = window_3d(p);
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
   for (int64_t c = 0; c < p.planes; ++c) {
     const float* in = src + c * in_plane;
@@ -79,7 +59,7 @@ void max_pool_f32_ref(const PoolParams& p, const float* src, float* dst) {
 }
 
 void avg_pool_f32_ref(const PoolParams& p, bool count_include_pad, const float* src, float* dst) {
-  const Window3d g = as_3d(p);
+  const Window3d g = window_3d(p);
   const int64_t in_plane = g.in[0] * g.in[1] * g.in[2], out_plane = g.out[0] * g.out[1] * g.out[2];
   for (int64_t c = 0; c < p.planes; ++c) {
     const float* in = src + c * in_plane;

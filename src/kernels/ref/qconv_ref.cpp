@@ -5,65 +5,43 @@
 #include <algorithm>
 
 #include "kernels/ref/qgemm_ref.h"
+#include "kernels/ref/window_3d.h"
 
 namespace tinyq::kernels {
 
 namespace {
 
-// Spatial axes right-aligned into (depth, height, width); missing leading axes have size 1.
-struct Geom3 {
-  int64_t in[3], out[3], kernel[3], stride[3], dilation[3], pad[3];
-};
-
-Geom3 as_3d(const ConvParams& p) {
-  Geom3 g;
-  const int lead = kMaxSpatialRank - p.spatial_rank;
-  for (int a = 0; a < kMaxSpatialRank; ++a) {
-    const int s = a - lead;
-    const bool real = s >= 0;
-    g.in[a] = real ? p.in_size[s] : 1;
-    g.out[a] = real ? p.out_size[s] : 1;
-    g.kernel[a] = real ? p.kernel[s] : 1;
-    g.stride[a] = real ? p.stride[s] : 1;
-    g.dilation[a] = real ? p.dilation[s] : 1;
-    g.pad[a] = real ? p.pad_begin[s] : 0;
-  }
-  return g;
-}
-
-int64_t volume(const int64_t* v) { return v[0] * v[1] * v[2]; }
-
 // A 1x1 kernel with stride 1 and no padding reads the image as it is: the columns are the
 // input channels themselves, so im2col is skipped.
-bool is_pointwise(const Geom3& g) {
+bool is_pointwise(const Window3d& g) {
   for (int a = 0; a < 3; ++a)
-    if (g.kernel[a] != 1 || g.stride[a] != 1 || g.pad[a] != 0 || g.in[a] != g.out[a]) return false;
+    if (g.kernel[a] != 1 || g.stride[a] != 1 || g.pad_begin[a] != 0 || g.in[a] != g.out[a]) return false;
   return true;
 }
 
 // Columns of one group of one image: row (c, kd, kh, kw), column (od, oh, ow) holds the input
 // under that tap at that output position, or pad_value where the tap falls in the padding.
 template <typename T>
-void im2col(const Geom3& g, int64_t channels, const T* src, T pad_value, T* col) {
+void im2col(const Window3d& g, int64_t channels, const T* src, T pad_value, T* col) {
   const int64_t in_plane = volume(g.in), out_plane = volume(g.out);
   for (int64_t c = 0; c < channels; ++c) {
     const T* in = src + c * in_plane;
     for (int64_t kd = 0; kd < g.kernel[0]; ++kd) {
       for (int64_t kh = 0; kh < g.kernel[1]; ++kh) {
         for (int64_t kw = 0; kw < g.kernel[2]; ++kw) {
-          const OutputRange rw = valid_output_range(g.in[2], g.out[2], g.stride[2], g.pad[2], kw * g.dilation[2]);
+          const OutputRange rw = valid_output_range(g.in[2], g.out[2], g.stride[2], g.pad_begin[2], kw * g.dilation[2]);
           T* row = col;
           col += out_plane;
           for (int64_t od = 0; od < g.out[0]; ++od) {
-            const int64_t id = od * g.stride[0] - g.pad[0] + kd * g.dilation[0];
+            const int64_t id = od * g.stride[0] - g.pad_begin[0] + kd * g.dilation[0];
             for (int64_t oh = 0; oh < g.out[1]; ++oh, row += g.out[2]) {
-              const int64_t ih = oh * g.stride[1] - g.pad[1] + kh * g.dilation[1];
+              const int64_t ih = oh * g.stride[1] - g.pad_begin[1] + kh * g.dilation[1];
               if (id < 0 || id >= g.in[0] || ih < 0 || ih >= g.in[1]) {
                 std::fill(row, row + g.out[2], pad_value);
                 continue;
               }
               const T* in_row = in + (id * g.in[1] + ih) * g.in[2];
-              const int64_t shift = kw * g.dilation[2] - g.pad[2];
+              const int64_t shift = kw * g.dilation[2] - g.pad_begin[2];
               std::fill(row, row + rw.lo, pad_value);
               for (int64_t ow = rw.lo; ow < rw.hi; ++ow) row[ow] = in_row[ow * g.stride[2] + shift];
               std::fill(row + rw.hi, row + g.out[2], pad_value);
@@ -78,7 +56,7 @@ void im2col(const Geom3& g, int64_t channels, const T* src, T pad_value, T* col)
 template <typename TX, typename TW>
 void qconv_impl(const ConvParams& p, const TX* src, int32_t src_zero_point, const TW* weights,
                 const int32_t* w_zero_points, int64_t w_zp_stride, int32_t* dst, TX* scratch) {
-  const Geom3 g = as_3d(p);
+  const Window3d g = window_3d(p);
   const int64_t in_plane = volume(g.in), out_plane = volume(g.out), taps = volume(g.kernel);
   const int64_t ic_per_group = p.in_channels / p.group, oc_per_group = p.out_channels / p.group;
   const int64_t k = ic_per_group * taps;
@@ -180,7 +158,7 @@ bool qconv_resolve(const QConvAttrs& attrs, const std::vector<int64_t>& x_shape,
 }
 
 int64_t qconv_scratch_size(const ConvParams& p) {
-  const Geom3 g = as_3d(p);
+  const Window3d g = window_3d(p);
   return (p.in_channels / p.group) * volume(g.kernel) * volume(g.out);
 }
 

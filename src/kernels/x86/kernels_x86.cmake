@@ -11,13 +11,14 @@
 if(CMAKE_SYSTEM_PROCESSOR MATCHES "^(x86_64|AMD64|amd64|i[3-6]86)$")
   set(_x86 ${PROJECT_SOURCE_DIR}/src/kernels/x86)
   set_source_files_properties(
-    ${_x86}/conv_f32_avx2_fma.cpp ${_x86}/qgemm_u8s8_avx2.cpp ${_x86}/quantize_avx2.cpp
+    ${_x86}/conv_f32_avx2_fma.cpp ${_x86}/qgemm_u8s8_avx2.cpp ${_x86}/quantize_avx2.cpp ${_x86}/winograd_f32_avx2_fma.cpp
+    ${_x86}/chain_avx2.cpp
     PROPERTIES COMPILE_OPTIONS "-mavx2;-mfma;-ffp-contract=off")
   set_source_files_properties(
-    ${_x86}/conv_f32_avx512.cpp
+    ${_x86}/conv_f32_avx512.cpp ${_x86}/winograd_f32_avx512.cpp ${_x86}/reduce_f32_avx512.cpp ${_x86}/chain_avx512.cpp
     PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx2;-mfma;-ffp-contract=off;-Wno-maybe-uninitialized")
   set_source_files_properties(
-    ${_x86}/qgemm_u8s8_avx512vnni.cpp
+    ${_x86}/qgemm_u8s8_avx512vnni.cpp ${_x86}/chain_avx512vnni.cpp
     PROPERTIES COMPILE_OPTIONS "-mavx512f;-mavx512bw;-mavx512vl;-mavx512vnni;-mavx2;-mfma;-ffp-contract=off;-Wno-maybe-uninitialized")
   target_compile_definitions(tinyq_kernels PUBLIC TINYQ_X86_KERNELS=1)
 else()

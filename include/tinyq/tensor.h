@@ -64,6 +64,9 @@ class Tensor {
   Tensor() = default;
   /// Zero-filled tensor of the given type and shape.
   Tensor(DType dtype, Shape shape);
+  /// A tensor whose elements are unspecified, for code that writes every one of them (an op's
+  /// output): skips the zero fill, which costs a pass over memory per activation.
+  static Tensor uninitialized(DType dtype, Shape shape);
   /// Wraps memory owned elsewhere; the caller keeps it alive as long as the tensor.
   static Tensor view(DType dtype, Shape shape, void* data);
 

@@ -65,11 +65,14 @@ std::string shape_to_string(const Shape& shape) {
 namespace {
 // 64-byte alignment suits every SIMD width tinyq uses; one extra element of slack lets
 // kernels read a partial vector past the end without faulting.
-std::shared_ptr<uint8_t> allocate_aligned(size_t bytes) {
+// `zero`: fill the elements with 0; the slack past them is zeroed either way, so reads past the
+// end see defined values.
+std::shared_ptr<uint8_t> allocate_aligned(size_t bytes, bool zero = true) {
   size_t padded = (bytes + 64 + 63) / 64 * 64;
   void* p = std::aligned_alloc(64, padded);
   if (!p) throw Error("out of memory allocating " + std::to_string(bytes) + " bytes");
-  std::memset(p, 0, padded);
+  if (zero) std::memset(p, 0, padded);
+  else std::memset(static_cast<uint8_t*>(p) + bytes, 0, padded - bytes);
   return std::shared_ptr<uint8_t>(static_cast<uint8_t*>(p), [](uint8_t* q) { std::free(q); });
 }
 }  // namespace
@@ -79,6 +82,17 @@ Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape
     throw Error(std::string("tensors of type ") + dtype_name(dtype_) + " are not supported");
   numel_ = shape_numel(shape_);
   data_ = allocate_aligned(nbytes());
+}
+
+Tensor Tensor::uninitialized(DType dtype, Shape shape) {
+  if (!dtype_is_numeric(dtype))
+    throw Error(std::string("tensors of type ") + dtype_name(dtype) + " are not supported");
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = shape_numel(t.shape_);
+  t.data_ = allocate_aligned(t.nbytes(), false);
+  return t;
 }
 
 Tensor Tensor::view(DType dtype, Shape shape, void* data) {

@@ -34,7 +34,7 @@ Tensor binary_broadcast(BinaryOp op, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype())
     throw Error(std::string("input element types differ: ") + dtype_name(a.dtype()) + " and " + dtype_name(b.dtype()));
   const Shape shape = broadcast_shapes(a.shape(), b.shape());
-  Tensor y(a.dtype(), shape);
+  Tensor y = Tensor::uninitialized(a.dtype(), shape);  // every row is written below
   dispatch_types<float, double, int8_t, uint8_t, int16_t, uint16_t, int32_t, uint32_t, int64_t, uint64_t>(
       a.dtype(), [&](auto tag) {
         using T = decltype(tag);

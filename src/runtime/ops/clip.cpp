@@ -38,7 +38,7 @@ std::unique_ptr<Op> make_clip(const OpContext& ctx) {
     const float hi = ctx.node.attr_float("max", std::numeric_limits<float>::max());
     return make_lambda_op([lo, hi](const OpInputs& in, std::vector<Tensor>& out) {
       const Tensor& x = *in[0];
-      Tensor y(x.dtype(), x.shape());
+      Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
       dispatch_types<float, double>(x.dtype(), [&](auto tag) {
         using T = decltype(tag);
         kernels::clip_ref<T>(x.data<T>(), y.data<T>(), x.numel(), static_cast<T>(lo), static_cast<T>(hi));
@@ -58,7 +58,7 @@ std::unique_ptr<Op> make_clip(const OpContext& ctx) {
       if (b && b->dtype() != x.dtype())
         throw Error(std::string("bounds must have the input's type ") + dtype_name(x.dtype()) + ", not " +
                     dtype_name(b->dtype()));
-    Tensor y(x.dtype(), x.shape());
+    Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
     dispatch_types<TINYQ_CLIP_TYPES>(x.dtype(), [&](auto tag) {
       using T = decltype(tag);
       const T lo = bound_value<T>(lo_t, std::numeric_limits<T>::lowest(), "min");

@@ -19,7 +19,7 @@ std::unique_ptr<Op> make_unary(const OpContext& ctx, UnaryOp op, UnaryParams par
   check_arity(ctx, 1, 1, 1, 1);
   return make_lambda_op([op, params, int_ok](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& x = *in[0];
-    Tensor y(x.dtype(), x.shape());
+    Tensor y = Tensor::uninitialized(x.dtype(), x.shape());
     const int64_t n = x.numel();
     if (x.dtype() == DType::F32 || x.dtype() == DType::F64) {
       dispatch_types<float, double>(x.dtype(), [&](auto tag) {

@@ -92,7 +92,8 @@ class FusedConvOp final : public Op {
   void run(const OpInputs& in, std::vector<Tensor>& out) override {
     const Tensor& x = nn::f32_input(in[0], "input X");
     const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
-    Tensor y(DType::F32, conv_out_shape(p));
+    // The fast kernels write every output; the reference accumulates into zeros.
+    Tensor y = fast_ ? Tensor::uninitialized(DType::F32, conv_out_shape(p)) : Tensor(DType::F32, conv_out_shape(p));
     const Tensor* r = has_res_ ? in[3] : nullptr;
     if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
     const bool res_fused = r && r->shape() == y.shape();

@@ -179,6 +179,15 @@ std::vector<std::string> static_quant_op_types();
 /// Errors name unknown --exclude-nodes entries.
 std::vector<std::string> static_quant_calibration_tensors(const Model& model, const StaticQuantOptions& options);
 
+/// What the static QDQ rewrite will quantise, before any calibration: the activations above,
+/// and each constant weight with its axis (-1 per tensor, else the per-channel axis). QAT puts
+/// its fake quantisation exactly here.
+struct StaticQuantPlan {
+  std::vector<std::string> activations;
+  std::map<std::string, int> weights;
+};
+StaticQuantPlan static_quant_plan(const Model& model, const StaticQuantOptions& options);
+
 /// One quantised activation, for the report.
 struct ActivationQuantRecord {
   std::string tensor;

@@ -73,7 +73,7 @@ int qat(const Args& a) {
   }
   for (const auto& w : r.warnings) std::cerr << "warning: " << w << "\n";
   std::cout << "fp32: " << r.fp32_path << "\nint8: " << r.int8_path << " (ranges: " << r.ranges_source
-            << ")\nparameters: " << r.parameters << "\nheld-out plcc fp32 " << r.test_plcc_fp32 << ", int8 "
+            << ")\nmodel: " << r.architecture << ", parameters: " << r.parameters << "\nheld-out plcc fp32 " << r.test_plcc_fp32 << ", int8 "
             << r.test_plcc_int8 << "; int8 vs fp32 plcc " << r.int8_vs_fp32_plcc << "\n";
   if (!a.report.empty()) {
     nlohmann::ordered_json report = qat::qat_report_json(c, r);
@@ -89,7 +89,9 @@ int qat(const Args& a) {
 
 CommandAction setup_qat(CLI::App& app) {
   auto a = std::make_shared<Args>();
-  app.add_option("--config", a->config, "YAML config (model, model_args, cache, qat: {...})")->required();
+  app.add_option("--config", a->config,
+                 "YAML config (model: mlp | learned_filter | nr_metric | onnx, model_args, cache, qat: {...})")
+      ->required();
   app.add_option("--output", a->output, "int8 QDQ model to write; the fp32 graph goes to <basename>.qat.fp32.onnx")
       ->required();
   app.add_option("--epochs-fp32", a->epochs_fp32, "fp32 warm-start epochs (overrides qat.epochs_fp32)");

@@ -45,6 +45,10 @@ QatConfig load_qat_config(const std::string& path) {
     read(args, "hidden", c.hidden, path);
     read(args, "squeeze", c.squeeze, path);
     read(args, "lr", c.lr, path);
+    read(args, "channels", c.channels, path);
+    read(args, "width", c.width, path);
+    read(args, "num_blocks", c.num_blocks, path);
+    read(args, "path", c.model_path, path);
   }
   read(root, "cache", c.cache, path);
   read(root, "features", c.features, path);
@@ -71,11 +75,12 @@ QatConfig load_qat_config(const std::string& path) {
     read(q, "observer", c.observer, path);
     read(q, "exclude_nodes", c.exclude_nodes, path);
   }
-  // A relative cache path is relative to the config file, so configs can travel with their data.
-  if (!c.cache.empty() && std::filesystem::path(c.cache).is_relative() &&
-      !std::filesystem::exists(c.cache)) {
-    std::filesystem::path beside = std::filesystem::path(path).parent_path() / c.cache;
-    if (std::filesystem::exists(beside)) c.cache = beside.string();
+  // Relative cache and model paths are also looked up beside the config file, so configs can
+  // travel with their data.
+  for (std::string* p : {&c.cache, &c.model_path, &c.teacher}) {
+    if (p->empty() || !std::filesystem::path(*p).is_relative() || std::filesystem::exists(*p)) continue;
+    std::filesystem::path beside = std::filesystem::path(path).parent_path() / *p;
+    if (std::filesystem::exists(beside)) *p = beside.string();
   }
   return c;
 }

@@ -169,6 +169,13 @@ std::vector<std::string> QdqWriter::marked_activations(bool shared) const {
   return out;
 }
 
+std::map<std::string, int> QdqWriter::marked_weights() const {
+  std::map<std::string, int> out;
+  for (const auto& kv : marks_)
+    if (kv.second.kind == Mark::Kind::Weight && constant(kv.first)) out[kv.first] = kv.second.axis;
+  return out;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Emission
 

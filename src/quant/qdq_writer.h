@@ -84,6 +84,8 @@ class QdqWriter {
   /// The non-constant tensors marked so far (with `shared`, those reusing another tensor's
   /// parameters too), in marking order.
   std::vector<std::string> marked_activations(bool shared) const;
+  /// The constant weights marked so far, with their axis (-1: per tensor).
+  std::map<std::string, int> marked_weights() const;
 
   /// Inserts every Q/DQ node and initializer, removes folded nodes and unused initializers,
   /// keeps the graph in topological order.

@@ -105,7 +105,7 @@ void run_quantisers(quant::QdqWriter& writer, const Graph& g, const StaticQuantO
 
 }  // namespace
 
-std::vector<std::string> static_quant_calibration_tensors(const Model& model, const StaticQuantOptions& options) {
+StaticQuantPlan static_quant_plan(const Model& model, const StaticQuantOptions& options) {
   check_model(model, options);
   // ONNX Runtime calibrates every input and output of every quantisable node. Only those the
   // rewrite will read are needed, and exposing fewer lets the runtime keep its fusions (a Conv
@@ -129,10 +129,15 @@ std::vector<std::string> static_quant_calibration_tensors(const Model& model, co
   run_quantisers(writer, g, options, state, reasons, nullptr);
   const std::vector<std::string> marked = writer.marked_activations(/*shared=*/false);
   const std::set<std::string> needed(marked.begin(), marked.end());
-  std::vector<std::string> out;
+  StaticQuantPlan plan;
   for (const auto& t : candidates)
-    if (needed.count(t)) out.push_back(t);
-  return out;
+    if (needed.count(t)) plan.activations.push_back(t);
+  plan.weights = writer.marked_weights();
+  return plan;
+}
+
+std::vector<std::string> static_quant_calibration_tensors(const Model& model, const StaticQuantOptions& options) {
+  return static_quant_plan(model, options).activations;
 }
 
 StaticQuantResult quantize_static(const Model& fp32, const RangeTable& ranges, const StaticQuantOptions& options) {

@@ -18,9 +18,13 @@ struct SessionOptions {
   /// Graph-level optimisation when the session is built: constant folding and fusion into
   /// tinyq's fast kernels (src/runtime/passes). false runs the graph's nodes as written.
   bool optimize = true;
-  /// Called with each graph output as soon as the step computing it has run, on the thread
-  /// running the session: calibration reads activations while they are still in cache.
-  std::function<void(const std::string& name, const Tensor& value)> on_output;
+  /// Tensors to watch: each is kept materialised (never fused away, like a graph output) and
+  /// handed to `on_tensor` as soon as it is computed, on the thread running the session, then
+  /// freed after its last reader as usual. Calibration reads activations this way, while they
+  /// are still in cache, without keeping a whole run's activations alive. A watched graph input
+  /// is handed over at the start of a run, a watched constant on every run.
+  std::vector<std::string> observe;
+  std::function<void(const std::string& name, const Tensor& value)> on_tensor;
 };
 
 /// An inference session over one model: load once, run many times. Every op is checked when the

@@ -30,28 +30,6 @@ struct PassState {
   std::map<std::string, DType> dtypes;
 };
 
-// The model with every wanted, non-constant, not-yet-exposed tensor added as a graph output.
-// Graph inputs are read from the feeds instead.
-Model expose_tensors(const Model& model, const std::vector<std::string>& tensors, std::set<std::string>& from_feeds) {
-  Model m = model;
-  std::set<std::string> outputs;
-  for (const auto& o : m.graph.outputs) outputs.insert(o.name);
-  std::set<std::string> inputs;
-  for (const ValueInfo* v : m.graph.real_inputs()) inputs.insert(v->name);
-  for (const auto& t : tensors) {
-    if (t.empty() || m.graph.find_initializer(t)) continue;
-    if (inputs.count(t)) {
-      from_feeds.insert(t);
-      continue;
-    }
-    if (!outputs.insert(t).second) continue;
-    ValueInfo v;
-    v.name = t;  // type and shape unknown: the session reports what it computed
-    m.graph.outputs.push_back(v);
-  }
-  return m;
-}
-
 int worker_count(const CalibrationOptions& options, int64_t samples) {
   int n = options.threads;
   if (n <= 0) {
@@ -61,11 +39,11 @@ int worker_count(const CalibrationOptions& options, int64_t samples) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, samples)));
 }
 
-// Runs every sample through per-worker sessions; `collect` sees each sample's feeds, then each
-// exposed tensor as soon as the session computes it (while it is still in cache).
+// Runs every sample through per-worker sessions; `collect` sees each observed tensor (graph
+// inputs included) as soon as the session has it, while it is still in cache.
 template <typename Collect>
-void run_samples(const Model& exposed, const CalibrationSource& source, int workers, std::vector<PassState>& states,
-                 const Collect& collect) {
+void run_samples(const Model& model, const std::vector<std::string>& observed, const CalibrationSource& source,
+                 int workers, std::vector<PassState>& states, const Collect& collect) {
   const int64_t n = source.size();
   std::atomic<int64_t> next{0};
   std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
@@ -73,11 +51,11 @@ void run_samples(const Model& exposed, const CalibrationSource& source, int work
     try {
       PassState& state = states[static_cast<size_t>(w)];
       SessionOptions options;
-      options.on_output = [&](const std::string& name, const Tensor& value) { collect(state, name, value, false); };
-      Session session(exposed, options);
+      options.observe = observed;
+      options.on_tensor = [&](const std::string& name, const Tensor& value) { collect(state, name, value); };
+      Session session(model, options);
       for (int64_t i = next++; i < n; i = next++) {
         NamedTensors feeds = source.sample(i);
-        for (const auto& kv : feeds) collect(state, kv.first, kv.second, true);
         try {
           session.run(feeds);
         } catch (const Error& e) {
@@ -132,18 +110,15 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
   if (options.histogram_bins < 16 || options.histogram_bins > (1 << 20))
     throw Error("calibration", "histogram bins must be in [16, 1048576]");
 
-  std::set<std::string> from_feeds;
-  const Model exposed = expose_tensors(model, tensors, from_feeds);
-  std::set<std::string> wanted(tensors.begin(), tensors.end());
+  // Initializers need no calibration; every other wanted tensor is watched as the session runs.
+  std::vector<std::string> observed;
+  for (const auto& t : tensors)
+    if (!t.empty() && !model.graph.find_initializer(t)) observed.push_back(t);
   const int workers = worker_count(options, source.size());
 
   // Pass 1: min/max (and the dtype each tensor turned out to have).
   std::vector<PassState> states(static_cast<size_t>(workers));
-  auto is_wanted = [&](const std::string& name, bool is_feed) {
-    return is_feed ? from_feeds.count(name) > 0 : wanted.count(name) > 0;
-  };
-  run_samples(exposed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t, bool is_feed) {
-    if (!is_wanted(name, is_feed)) return;
+  run_samples(model, observed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t) {
     st.dtypes.emplace(name, t.dtype());
     if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
   });
@@ -160,8 +135,7 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
       for (const auto& kv : merged.minmax)
         st.hist.emplace(kv.first, quant::make_histogram(options.method, kv.second, options.histogram_bins));
     }
-    run_samples(exposed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t, bool is_feed) {
-      if (!is_wanted(name, is_feed)) return;
+    run_samples(model, observed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t) {
       auto it = st.hist.find(name);
       if (it != st.hist.end() && t.dtype() == DType::F32) it->second.add(t.data<float>(), t.numel());
     });

@@ -45,7 +45,8 @@ struct Session::Impl {
   std::vector<int> input_slots, output_slots;
   std::vector<Step> steps;
   std::vector<int> last_use;          // per slot: index of the last step that reads it
-  std::vector<const std::string*> output_name;  // per slot: its graph output name, or null
+  std::vector<const std::string*> observed_name;  // per slot: its name when watched, or null
+  std::vector<bool> is_input_slot;
 
   int slot(const std::string& name) {
     auto it = slot_of.find(name);
@@ -65,10 +66,18 @@ struct Session::Impl {
       throw Error("model", "opset " + std::to_string(opset) + " is outside the range tinyq supports (" +
                                std::to_string(rt::kMinOpset) + " to " + std::to_string(rt::kMaxOpset) + ")");
     graph::sort_topologically(g);
+    // Watched tensors pose as graph outputs while the graph is rewritten, so no fusion removes them.
+    const size_t declared_outputs = g.outputs.size();
+    for (const std::string& name : options.observe) {
+      bool listed = false;
+      for (const auto& o : g.outputs) listed |= o.name == name;
+      if (!listed) g.outputs.push_back(ValueInfo{name, DType::Undefined, false, {}, ""});
+    }
     rt::fuse_qdq_groups(g);  // compute QDQ groups with ONNX Runtime's integer kernels
     rt::passes::PassOptions pass_options;
     pass_options.enabled = options.optimize;
     rt::passes::optimize_graph(g, opset, pass_options);  // folding + fusion into the fast kernels
+    g.outputs.resize(declared_outputs);
     for (const auto& init : g.initializers) {
       int s = slot(init.name);
       constants[s] = init.tensor;
@@ -104,8 +113,13 @@ struct Session::Impl {
       }
     }
     for (const auto& o : g.outputs) output_slots.push_back(slot(o.name));
-    output_name.assign(constants.size(), nullptr);
-    for (size_t k = 0; k < output_slots.size(); ++k) output_name[output_slots[k]] = &outputs[k].name;
+    is_input_slot.assign(constants.size(), false);
+    for (int s : input_slots) is_input_slot[s] = true;
+    observed_name.assign(constants.size(), nullptr);
+    for (const std::string& name : options.observe) {
+      auto it = slot_of.find(name);
+      if (it != slot_of.end()) observed_name[it->second] = &name;
+    }
     last_use.assign(constants.size(), -1);
     for (size_t i = 0; i < steps.size(); ++i)
       for (int s : steps[i].inputs)
@@ -209,6 +223,9 @@ struct Session::Impl {
       check_feed(inputs[i], feeds[i]);
       values[input_slots[i]] = feeds[i];
     }
+    if (options.on_tensor)
+      for (size_t s = 0; s < observed_name.size(); ++s)
+        if (observed_name[s] && (is_constant[s] || is_input_slot[s])) options.on_tensor(*observed_name[s], values[s]);
     for (size_t i = 0; i < steps.size(); ++i) {
       Step& step = steps[i];
       in.clear();
@@ -225,9 +242,9 @@ struct Session::Impl {
       }
       for (size_t k = 0; k < out.size(); ++k)
         if (step.outputs[k] >= 0) values[step.outputs[k]] = std::move(out[k]);
-      if (options.on_output)
+      if (options.on_tensor)
         for (int s : step.outputs)
-          if (s >= 0 && output_name[s]) options.on_output(*output_name[s], values[s]);
+          if (s >= 0 && observed_name[s]) options.on_tensor(*observed_name[s], values[s]);
       // Free intermediates after their last reader (constants stay shared with `constants`).
       for (int s : step.inputs)
         if (s >= 0 && last_use[s] == static_cast<int>(i) && !is_constant[s]) values[s] = Tensor();

@@ -229,6 +229,7 @@ DequantizeFn dequantize_fn(Isa isa) {
 
 QAddFn qadd_fn(Isa isa) {
 #if defined(TINYQ_X86_KERNELS)
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return qadd_avx512;
   if (isa != Isa::Ref) return qadd_avx2;
 #else
   (void)isa;
@@ -537,11 +538,17 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   // would use 1/64 of a VNNI tile; they, and other thin shapes, accumulate in fp32 instead,
   // which is exact while every partial sum stays below 2^24 (each product is at most
   // 255 * max|w - zw|).
-  const double occupancy = static_cast<double>(mg_) / static_cast<double>(round_up(mg_, layout_.nb)) *
+  // The c4 tiles (VNNI, one group) fill lanes 4 channels at a time instead of 16.
+  const bool c4 = isa == Isa::Avx512Vnni && group_ == 1;
+  const int64_t lane_block = c4 ? 4 : layout_.nb;
+  const double occupancy = static_cast<double>(mg_) / static_cast<double>(round_up(mg_, lane_block)) *
                            static_cast<double>(cg_) / static_cast<double>(round_up(cg_, layout_.kg));
   const double exact_bound = static_cast<double>(k) * 255.0 * static_cast<double>(std::max(max_abs, 1));
   const double vnni_gain = isa == Isa::Avx512Vnni ? 4.0 : 2.0;
-  via_f32_ = exact_bound < 16777216.0 && occupancy * vnni_gain < 1.0;
+  // At the break-even point, starved input channels (an image's 1 to 3) still favour fp32: the
+  // tiles' k-steps would carry mostly padding (measured on learned_filter's entry layer).
+  const double use = occupancy * vnni_gain;
+  via_f32_ = exact_bound < 16777216.0 && (use < 1.0 || (use <= 1.0 && cg_ < layout_.kg));
   if (via_f32_) {
 #if defined(TINYQ_X86_KERNELS)
     requant_ = isa == Isa::Ref ? requant_f32acc_ref : requant_f32acc_avx2;
@@ -552,6 +559,27 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
     f32_ = std::make_unique<ConvF32Fast>(isa, p, wf.data());
     name_ = isa == Isa::Ref ? "qconv_exact_f32_ref" : isa == Isa::Avx2 ? "qconv_exact_f32_avx2_fma" : "qconv_exact_f32_avx512";
     return;
+  }
+  if (c4) {
+#if defined(TINYQ_X86_KERNELS)
+    c4_fn_ = qtile_c4_u8s8_avx512vnni;
+    pack_c4_ = pack_c4_avx2;
+#endif
+  }
+  if (c4_fn_) {
+    // Weights as the c4 tiles read them: k-step j = tap * groups + q covers input channels
+    // 4q .. 4q + 3 of one tap; lane (b, position) of channel group g holds channel 4g + b.
+    c4_groups_ = (cg_ + 3) / 4;
+    const int64_t steps = taps * c4_groups_, blocks16 = (mg_ + 15) / 16;
+    packed_c4_.assign(static_cast<size_t>(blocks16 * steps * 256), 0);
+    for (int64_t m = 0; m < mg_; ++m)
+      for (int64_t t = 0; t < taps; ++t)
+        for (int64_t c = 0; c < cg_; ++c) {
+          const int64_t j = t * c4_groups_ + c / 4, blk = m / 16, g = (m % 16) / 4, b = m % 4;
+          const int8_t v = static_cast<int8_t>(e[static_cast<size_t>(m * k + c * taps + t)]);
+          for (int64_t q = 0; q < 4; ++q)
+            packed_c4_[static_cast<size_t>((((blk * steps + j) * 4 + g) * 16 + b * 4 + q) * 4 + c % 4)] = v;
+        }
   }
   cgp_ = round_up(cg_, layout_.kg);
   ksteps_ = taps * cgp_ / layout_.kg;
@@ -577,10 +605,103 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
 }
 
 void QConvFast::run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
+  const bool c4 = c4_fn_ && p.spatial_rank == 2 && p.stride[0] == 1 && p.stride[1] == 1 && p.dilation[0] == 1 &&
+                  p.dilation[1] == 1;
   if (via_f32_)
     run_via_f32(p, x, y, threads);
+  else if (c4)
+    run_c4(p, x, y, threads);
   else
     run_tiles(p, x, y, threads);
+}
+
+void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
+  const int64_t H = p.in_size[0], W = p.in_size[1], OH = p.out_size[0], OW = p.out_size[1];
+  const int64_t KH = kernel_[0], KW = kernel_[1], pt = p.pad_begin[0], pl = p.pad_begin[1];
+  // c4 planes with the padding around: wide enough for the last group of 4 positions.
+  const int64_t hp = OH + KH - 1, wp = round_up(OW, 4) + KW - 1;
+  const int64_t Q = c4_groups_, plane = hp * wp * 4;
+  const uint8_t zk = static_cast<uint8_t>(kernel_zero_point(x));
+  const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
+  const size_t in_bytes = input_elem_bytes(x.kind);
+  const bool requant = y.kind == QEpilogueKind::RequantU8 || y.kind == QEpilogueKind::RequantS8;
+  std::vector<int32_t> corr(static_cast<size_t>(m_));  // zx * sum(w - zw), less B when requantising
+  for (int64_t m = 0; m < m_; ++m) {
+    uint32_t c = static_cast<uint32_t>(zk) * static_cast<uint32_t>(wsum_[static_cast<size_t>(m)]);
+    if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[m]);
+    corr[static_cast<size_t>(m)] = static_cast<int32_t>(c);
+  }
+  std::vector<int64_t> k_off;
+  for (int64_t kh = 0; kh < KH; ++kh)
+    for (int64_t kw = 0; kw < KW; ++kw)
+      for (int64_t q = 0; q < Q; ++q) k_off.push_back(q * plane + (kh * wp + kw) * 4);
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(Q * plane + 64));
+  uint8_t* buf = lease.as<uint8_t>();
+  const size_t ob = out_bytes(y.kind);
+  const int eff = useful_threads(threads, static_cast<double>(m_) * OH * OW * cg_ * KH * KW / 4.0);
+  for (int64_t n = 0; n < p.batch; ++n) {
+    // 1. The planes: each source row converted to kernel values once (quantised, or int8
+    // flipped), four channels interleaved per position, the zero point around.
+    parallel_for(eff, Q * hp, [&](int64_t begin, int64_t end) {
+      std::vector<uint8_t> rows_buf(static_cast<size_t>(4 * W));
+      for (int64_t u = begin; u < end; ++u) {
+        const int64_t q = u / hp, r = u % hp, ih = r - pt;
+        uint8_t* d = buf + q * plane + r * wp * 4;
+        if (ih < 0 || ih >= H) {
+          std::memset(d, zk, static_cast<size_t>(wp * 4));
+          continue;
+        }
+        const uint8_t* rows[4] = {nullptr, nullptr, nullptr, nullptr};
+        uint8_t flip = 0;
+        for (int64_t k = 0; k < 4 && 4 * q + k < cg_; ++k) {
+          const void* row = static_cast<const uint8_t*>(x.data) +
+                            static_cast<size_t>(((n * p.in_channels + 4 * q + k) * H + ih) * W) * in_bytes;
+          if (x.kind == QInputKind::F32) {
+            quantize(static_cast<const float*>(row), W, x.scale, x.zero_point, rows_buf.data() + k * W);
+            rows[k] = rows_buf.data() + k * W;
+          } else {
+            rows[k] = static_cast<const uint8_t*>(row);
+            flip = x.kind == QInputKind::S8 ? 0x80 : 0;
+          }
+        }
+        const int64_t lo = std::min(pl, wp), hi = std::min(pl + W, wp);
+        std::memset(d, zk, static_cast<size_t>(lo * 4));
+        if (hi > lo) {
+          const uint8_t* shifted[4];
+          for (int k = 0; k < 4; ++k) shifted[k] = rows[k] ? rows[k] + (lo - pl) : nullptr;
+          pack_c4_(shifted, hi - lo, flip, zk, d + lo * 4);
+        }
+        std::memset(d + hi * 4, zk, static_cast<size_t>((wp - hi) * 4));
+      }
+    });
+    // 2. Output rows.
+    parallel_for(eff, OH, [&](int64_t begin, int64_t end) {
+      for (int64_t oh = begin; oh < end; ++oh) {
+        QTileC4 t;
+        t.src = buf + oh * wp * 4;
+        t.k_off = k_off.data();
+        t.ksteps = static_cast<int64_t>(k_off.size());
+        t.n = OW;
+        t.w = packed_c4_.data();
+        t.m = m_;
+        QTileRows& e = t.epi;
+        e.kind = y.kind;
+        e.corr = corr.data();
+        e.scale = y.scale;
+        e.bias = y.bias;
+        const int64_t out_off = n * m_ * OH * OW + oh * OW;
+        e.res = y.residual ? y.residual + out_off : nullptr;
+        e.ld_res = OH * OW;
+        e.clamp = y.clamp;
+        e.lo = y.lo;
+        e.hi = y.hi;
+        e.zero_point = y.zero_point;
+        e.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
+        e.ld_dst = OH * OW;
+        c4_fn_(t);
+      }
+    });
+  }
 }
 
 void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {

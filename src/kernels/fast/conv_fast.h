@@ -183,6 +183,7 @@ class QConvFast final : public QConvKernel {
 
  private:
   void run_tiles(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
+  void run_c4(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
   void run_via_f32(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
 
   Isa isa_;
@@ -195,6 +196,12 @@ class QConvFast final : public QConvKernel {
   std::vector<uint8_t> packed_;     // tile weights, [group][block][kstep][nb][kg]
   std::vector<int32_t> wsum_;       // per output channel: sum of (w - zw)
   std::unique_ptr<ConvF32Fast> f32_;
+  // c4 tiles (micro_kernels.h, QTileC4) for undilated stride-1 2-D convolutions of one group:
+  // a layer with few output channels (learned_filter's 16) runs on them instead.
+  QTileC4Fn c4_fn_ = nullptr;
+  PackC4Fn pack_c4_ = nullptr;
+  std::vector<int8_t> packed_c4_;  // [block of 16][kstep][group of 4][16 lanes][4]
+  int64_t c4_groups_ = 0;          // input channel groups of 4
   mutable ScratchCache scratch_, scratch2_;
 };
 

@@ -143,6 +143,37 @@ void qtile_rows_u8s8_ref(const QTileRows& t);
 void qtile_rows_u8s8_avx2(const QTileRows& t);
 void qtile_rows_u8s8_avx512vnni(const QTileRows& t);
 
+/// Integer convolution tiles on "c4" planes (stride 1): the input holds groups of 4 input
+/// channels interleaved per position, [group][row][col][4] bytes (uint8 kernel values), so the
+/// 4 consecutive positions of a row are 16 consecutive bytes. A vector's lanes are 4 output
+/// channels x 4 positions: one 16-byte load broadcast to the four 128-bit lanes feeds four
+/// vpdpbusd (16 output channels), where the position-major tiles above need one broadcast per
+/// vpdpbusd when a layer has few output channels. For positions p < n (consecutive, 4 bytes
+/// apart from src) and channels c < m:
+///     acc[p][c] = sum_j sum_i w[j][c][i] * src[p * 4 + k_off[j] + i]        (exact int32)
+/// then the QTileRows epilogue (corr, scale, bias, residual, clamp, zero point) into
+/// channel-major planes (dst + c * ld_dst + p). Weights are packed per 16-channel block as
+/// [block][j][group g of 4 channels][lane b * 4 + q][4 bytes] = w[16 * block + 4 * g + b][j]
+/// (the same 4 bytes for the 4 positions q); channels past m are zero.
+struct QTileC4 {
+  const uint8_t* src = nullptr;
+  const int64_t* k_off = nullptr;  ///< byte offset of each k-step from position 0's window
+  int64_t ksteps = 0;
+  int64_t n = 0;
+  const int8_t* w = nullptr;
+  int64_t m = 0;
+  QTileRows epi;                   ///< kind, corr, scale, bias, res, ld_res, clamp, lo, hi, zero_point, dst, ld_dst
+};
+using QTileC4Fn = void (*)(const QTileC4&);
+void qtile_c4_u8s8_ref(const QTileC4& t);
+void qtile_c4_u8s8_avx512vnni(const QTileC4& t);
+
+/// dst[4 * i + k] = rows[k][i] ^ flip for i < n and k < 4 (a null row gives `fill`): four
+/// channel rows interleaved into the c4 planes' dwords.
+using PackC4Fn = void (*)(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst);
+void pack_c4_ref(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst);
+void pack_c4_avx2(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst);
+
 constexpr QKernelLayout kQLayoutRef{16, 4, 1, 1};
 constexpr QKernelLayout kQLayoutAvx2{8, 2, 2, 2};
 constexpr QKernelLayout kQLayoutVnni{16, 4, 1, 1};
@@ -191,6 +222,7 @@ struct QAddArgs {
 };
 using QAddFn = void (*)(const QAddArgs&);
 void qadd_avx2(const QAddArgs& args);
+void qadd_avx512(const QAddArgs& args);
 void qadd_ref(const QAddArgs& args);
 
 /// Requantisation of exact integer sums held in fp32 (the exact-fp32 integer path):

@@ -127,6 +127,61 @@ void qtile_rows_u8s8_ref(const QTileRows& t) {
   }
 }
 
+namespace {
+
+// The QTileRows epilogue of one value: acc less corr, then Int32 / Dequant / Requant into
+// dst[at] (residual at res_at).
+void tile_epilogue(const QTileRows& t, int64_t c, uint32_t acc, int64_t at, int64_t res_at) {
+  acc -= static_cast<uint32_t>(t.corr ? t.corr[c] : 0);
+  const int32_t v = static_cast<int32_t>(acc);
+  const bool u8 = t.kind == QEpilogueKind::RequantU8;
+  switch (t.kind) {
+    case QEpilogueKind::Int32: static_cast<int32_t*>(t.dst)[at] = v; break;
+    case QEpilogueKind::Dequant: {
+      float y = static_cast<float>(v) * t.scale[c];
+      if (t.bias) y = y + t.bias[c];
+      if (t.res) y = y + t.res[res_at];
+      if (t.clamp) {  // as clip_ref: NaN passes
+        y = y < t.lo ? t.lo : y;
+        y = y > t.hi ? t.hi : y;
+      }
+      static_cast<float*>(t.dst)[at] = y;
+      break;
+    }
+    case QEpilogueKind::RequantU8:
+    case QEpilogueKind::RequantS8: {
+      const int32_t q = qmath::requantize(v, t.scale[c], t.zero_point, u8 ? 0 : -128, u8 ? 255 : 127);
+      if (u8)
+        static_cast<uint8_t*>(t.dst)[at] = static_cast<uint8_t>(q);
+      else
+        static_cast<int8_t*>(t.dst)[at] = static_cast<int8_t>(q);
+      break;
+    }
+  }
+}
+
+}  // namespace
+
+void qtile_c4_u8s8_ref(const QTileC4& t) {
+  for (int64_t p = 0; p < t.n; ++p) {
+    for (int64_t c = 0; c < t.m; ++c) {
+      const int64_t blk = c / 16, g = (c % 16) / 4, b = c % 4;
+      uint32_t acc = 0;  // wraps modulo 2^32, as ONNX allows
+      for (int64_t j = 0; j < t.ksteps; ++j) {
+        const int8_t* w = t.w + ((blk * t.ksteps + j) * 4 + g) * 64 + b * 16;  // lane (b, q = 0)
+        const uint8_t* a = t.src + p * 4 + t.k_off[j];
+        for (int i = 0; i < 4; ++i) acc += static_cast<uint32_t>(static_cast<int32_t>(a[i]) * static_cast<int32_t>(w[i]));
+      }
+      tile_epilogue(t.epi, c, acc, c * t.epi.ld_dst + p, c * t.epi.ld_res + p);
+    }
+  }
+}
+
+void pack_c4_ref(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst) {
+  for (int64_t i = 0; i < n; ++i)
+    for (int k = 0; k < 4; ++k) dst[4 * i + k] = rows[k] ? static_cast<uint8_t>(rows[k][i] ^ flip) : fill;
+}
+
 void quantize_f32_u8_row_ref(const float* src, int64_t n, float scale, int32_t zero_point, uint8_t* dst) {
   for (int64_t i = 0; i < n; ++i) dst[i] = static_cast<uint8_t>(qmath::quantize(src[i], scale, zero_point, 0, 255));
 }

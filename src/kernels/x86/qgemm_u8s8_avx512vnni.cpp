@@ -50,14 +50,14 @@ inline void transpose16(__m512i r[16]) {
     u[a + 3] = _mm512_unpackhi_epi64(t[a + 1], t[a + 3]);
   }
   for (int c = 0; c < 4; ++c) {
-    const __m512i a = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88);       // u0.L0 u0.L2 u1.L0 u1.L2
-    const __m512i b = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);       // u0.L1 u0.L3 u1.L1 u1.L3
-    const __m512i d = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88);  // u2.L0 u2.L2 u3.L0 u3.L2
-    const __m512i e = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);  // u2.L1 u2.L3 u3.L1 u3.L3
-    r[0 + c] = _mm512_shuffle_i32x4(a, d, 0x88);   // column c:      lanes L0 of u0..u3
-    r[8 + c] = _mm512_shuffle_i32x4(a, d, 0xDD);   // column 8 + c:  lanes L2
-    r[4 + c] = _mm512_shuffle_i32x4(b, e, 0x88);   // column 4 + c:  lanes L1
-    r[12 + c] = _mm512_shuffle_i32x4(b, e, 0xDD);  // column 12 + c: lanes L3
+    const __m512i a = _mm512_maskz_shuffle_i32x4(0xFFFF, u[c], u[4 + c], 0x88);       // u0.L0 u0.L2 u1.L0 u1.L2
+    const __m512i b = _mm512_maskz_shuffle_i32x4(0xFFFF, u[c], u[4 + c], 0xDD);       // u0.L1 u0.L3 u1.L1 u1.L3
+    const __m512i d = _mm512_maskz_shuffle_i32x4(0xFFFF, u[8 + c], u[12 + c], 0x88);  // u2.L0 u2.L2 u3.L0 u3.L2
+    const __m512i e = _mm512_maskz_shuffle_i32x4(0xFFFF, u[8 + c], u[12 + c], 0xDD);  // u2.L1 u2.L3 u3.L1 u3.L3
+    r[0 + c] = _mm512_maskz_shuffle_i32x4(0xFFFF, a, d, 0x88);   // column c:      lanes L0 of u0..u3
+    r[8 + c] = _mm512_maskz_shuffle_i32x4(0xFFFF, a, d, 0xDD);   // column 8 + c:  lanes L2
+    r[4 + c] = _mm512_maskz_shuffle_i32x4(0xFFFF, b, e, 0x88);   // column 4 + c:  lanes L1
+    r[12 + c] = _mm512_maskz_shuffle_i32x4(0xFFFF, b, e, 0xDD);  // column 12 + c: lanes L3
   }
 }
 
@@ -194,6 +194,104 @@ void qtile_rows_u8s8_avx512vnni(const QTileRows& t) {
         }
       }
     }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// c4 tiles (micro_kernels.h, QTileC4): lanes are 4 output channels x 4 consecutive positions.
+// Four such vectors (16 consecutive positions) transpose by 128-bit blocks into one vector per
+// channel, which the epilogue above stores into the channel's plane as a whole.
+
+namespace {
+
+// acc[0..3]: block b of acc[r] = channel b, positions 4r .. 4r + 3. Afterwards acc[b] holds
+// channel b's 16 positions.
+inline void transpose_blocks(__m512i a[4]) {
+  // (The masked forms: GCC 12's plain shuffles trip -Wuninitialized, GCC bug 105593.)
+  const __m512i t0 = _mm512_maskz_shuffle_i32x4(0xFFFF, a[0], a[1], 0x44);
+  const __m512i t1 = _mm512_maskz_shuffle_i32x4(0xFFFF, a[0], a[1], 0xEE);
+  const __m512i t2 = _mm512_maskz_shuffle_i32x4(0xFFFF, a[2], a[3], 0x44);
+  const __m512i t3 = _mm512_maskz_shuffle_i32x4(0xFFFF, a[2], a[3], 0xEE);
+  a[0] = _mm512_maskz_shuffle_i32x4(0xFFFF, t0, t2, 0x88);
+  a[1] = _mm512_maskz_shuffle_i32x4(0xFFFF, t0, t2, 0xDD);
+  a[2] = _mm512_maskz_shuffle_i32x4(0xFFFF, t1, t3, 0x88);
+  a[3] = _mm512_maskz_shuffle_i32x4(0xFFFF, t1, t3, 0xDD);
+}
+
+// R groups of 4 positions (R a multiple of 4) x G groups of 4 channels of one 16-channel block.
+// A short tile (np < 4R positions) repeats its last group (computed, not stored).
+template <int R, int G>
+__attribute__((noinline)) void c4_tile(const QTileC4& t, const Epi& epi, int64_t p0, int64_t np, int64_t blk) {
+  static_assert(R % 4 == 0, "positions come in sixteens");
+  __m512i acc[R][G];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) acc[r][g] = _mm512_setzero_si512();
+  const int64_t groups = (np + 3) / 4;
+  int64_t goff[R];
+  for (int r = 0; r < R; ++r) goff[r] = 16 * (r < groups ? r : groups - 1);
+  const uint8_t* base = t.src + p0 * 4;
+  const int8_t* wb = t.w + blk * t.ksteps * 256;
+  for (int64_t j = 0; j < t.ksteps; ++j) {
+    __m512i wv[G];
+#pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) wv[g] = _mm512_loadu_si512(wb + j * 256 + g * 64);
+    const uint8_t* a = base + t.k_off[j];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512i x = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a + goff[r])));
+#pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) acc[r][g] = _mm512_dpbusd_epi32(acc[r][g], x, wv[g]);
+    }
+  }
+  const QTileRows& e = t.epi;
+  const bool dq = e.kind == QEpilogueKind::Dequant;
+  const size_t ob = out_bytes(e.kind);
+  char* dst = static_cast<char*>(e.dst);
+  // Unrolled (constant indices): a tile indexed by a rolled loop would live in memory.
+#pragma GCC unroll 4
+  for (int g = 0; g < G; ++g) {
+#pragma GCC unroll 2
+    for (int h = 0; h < R / 4; ++h) {
+      __m512i v[4] = {acc[4 * h][g], acc[4 * h + 1][g], acc[4 * h + 2][g], acc[4 * h + 3][g]};
+      transpose_blocks(v);
+      const int64_t p = p0 + 16 * h, valid = np - 16 * h;
+      if (valid <= 0) continue;
+      const __mmask16 pmask = lane_mask(valid);
+#pragma GCC unroll 4
+      for (int b = 0; b < 4; ++b) {
+        const int64_t ch = blk * 16 + g * 4 + b;
+        if (ch >= t.m) break;
+        const __m512i corr = _mm512_set1_epi32(e.corr ? e.corr[ch] : 0);
+        const __m512 scale = _mm512_set1_ps(e.scale ? e.scale[ch] : 1.0f);
+        const __m512 bias = _mm512_set1_ps(dq && e.bias ? e.bias[ch] : 0.0f);
+        const float* res = dq && e.res ? e.res + ch * e.ld_res + p : nullptr;
+        epi.apply(v[b], corr, scale, bias, dq && e.bias, res, dst + (ch * e.ld_dst + p) * ob, pmask);
+      }
+    }
+  }
+}
+
+template <int R, int G>
+void c4_block(const QTileC4& t, const Epi& epi, int64_t blk) {
+  for (int64_t p0 = 0; p0 < t.n; p0 += 4 * R) c4_tile<R, G>(t, epi, p0, t.n - p0 < 4 * R ? t.n - p0 : 4 * R, blk);
+}
+
+}  // namespace
+
+void qtile_c4_u8s8_avx512vnni(const QTileC4& t) {
+  const Epi epi(t.epi);
+  for (int64_t blk = 0; blk * 16 < t.m; ++blk) {
+    const int64_t groups = (t.m - blk * 16 + 3) / 4;
+    if (groups >= 4)
+      c4_block<4, 4>(t, epi, blk);
+    else if (groups == 3)
+      c4_block<8, 3>(t, epi, blk);
+    else if (groups == 2)
+      c4_block<8, 2>(t, epi, blk);
+    else
+      c4_block<8, 1>(t, epi, blk);
   }
 }
 

@@ -261,4 +261,28 @@ void pack_nhwc_s16_avx2(const uint8_t* src, int64_t ld_src, int64_t channels, in
   pack_nhwc(src, ld_src, channels, pad_to, n, flip, dst, step);
 }
 
+void pack_c4_avx2(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst) {
+  const __m128i f = _mm_set1_epi8(static_cast<char>(flip)), fv = _mm_set1_epi8(static_cast<char>(fill));
+  auto row16 = [&](int k, int64_t i) {
+    return rows[k] ? _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(rows[k] + i)), f) : fv;
+  };
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m128i a = row16(0, i), b = row16(1, i), c = row16(2, i), d = row16(3, i);
+    // Bytes of rows 0/1 and 2/3 paired, then the pairs into dwords: position i + q's 4 bytes.
+    const __m128i ab_lo = _mm_unpacklo_epi8(a, b), ab_hi = _mm_unpackhi_epi8(a, b);
+    const __m128i cd_lo = _mm_unpacklo_epi8(c, d), cd_hi = _mm_unpackhi_epi8(c, d);
+    __m128i* o = reinterpret_cast<__m128i*>(dst + 4 * i);
+    _mm_storeu_si128(o + 0, _mm_unpacklo_epi16(ab_lo, cd_lo));
+    _mm_storeu_si128(o + 1, _mm_unpackhi_epi16(ab_lo, cd_lo));
+    _mm_storeu_si128(o + 2, _mm_unpacklo_epi16(ab_hi, cd_hi));
+    _mm_storeu_si128(o + 3, _mm_unpackhi_epi16(ab_hi, cd_hi));
+  }
+  if (i < n) {
+    const uint8_t* tail[4];
+    for (int k = 0; k < 4; ++k) tail[k] = rows[k] ? rows[k] + i : nullptr;
+    pack_c4_ref(tail, n - i, flip, fill, dst + 4 * i);
+  }
+}
+
 }  // namespace tinyq::kernels

@@ -344,7 +344,9 @@ bool match_qdq_single(const Index& ix, size_t start, Chain* out) {
 }  // namespace
 
 void fuse_patterns(Graph& g, int64_t opset, PassReport* report) {
+  report->removed += rewire_shape_reads(g);
   fuse_chains(g, opset, report);
+  fuse_conv_chains(g, opset, report);
   // Second round on the rewritten graph: the Q / DQ nodes no chain absorbed.
   std::vector<Chain> singles;
   {

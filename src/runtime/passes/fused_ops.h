@@ -18,6 +18,8 @@
 //   QuantizeLinear (x, y_scale, y_zp) / DequantizeLinear (x, x_scale, x_zp)   per tensor
 //       (op_qdq.cpp: constant per-tensor parameters, 8-bit zero points)
 //   Mlp         (X, constants...)                       program (a Graph attribute): op_mlp.cpp
+//   ConvChain   (X, constants...)                       program: the chain's convolution nodes
+//       and its ReduceMean tail as they were (op_conv_chain.cpp)
 //
 // activation: "" (none), "relu", or "clip" with clip_min / clip_max (floats).
 // B (conv bias) is per output channel; R a residual of Y's shape, added before the activation
@@ -38,6 +40,7 @@ std::unique_ptr<Op> make_qadd(const OpContext& ctx);
 std::unique_ptr<Op> make_quantize(const OpContext& ctx);
 std::unique_ptr<Op> make_dequantize(const OpContext& ctx);
 std::unique_ptr<Op> make_mlp(const OpContext& ctx);
+std::unique_ptr<Op> make_conv_chain(const OpContext& ctx);
 
 /// The activation attributes of a fused node.
 struct Activation {

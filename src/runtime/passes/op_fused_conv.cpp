@@ -177,7 +177,9 @@ class DynQConvOp final : public Op {
     Shape shape = conv_out_shape(p);
     shape = broadcast_shapes(shape, scale_shape_);
     if (!bias_.empty()) shape = broadcast_shapes(shape, bias_shape_);
-    Tensor y(DType::F32, shape);
+    // The fast kernels write every element of a convolution-shaped output.
+    const bool whole = fast_ && shape == conv_out_shape(p);
+    Tensor y = whole ? Tensor::uninitialized(DType::F32, shape) : Tensor(DType::F32, shape);
     const Tensor* r = has_res_ ? in[5] : nullptr;
     if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
     const bool res_fused = r && r->shape() == y.shape();

@@ -49,7 +49,7 @@ class QAddOp final : public Op {
  public:
   explicit QAddOp(const OpContext& ctx) : a_(scale_zp(ctx, 1)), b_(scale_zp(ctx, 4)), y_(scale_zp(ctx, 6)) {
     check_arity(ctx, 8, 8, 1, 1);
-    fn_ = kernels::qadd_fn(kernels::elementwise_isa());
+    fn_ = kernels::qadd_fn(kernels::best_isa());
   }
 
   void run(const OpInputs& in, std::vector<Tensor>& out) override {
@@ -59,7 +59,7 @@ class QAddOp final : public Op {
       throw Error(std::string("inputs must have their zero points' types, are ") + dtype_name(a.dtype()) + " and " +
                   dtype_name(b.dtype()));
     const Shape shape = broadcast_shapes(a.shape(), b.shape());
-    Tensor y(y_.type, shape);
+    Tensor y = Tensor::uninitialized(y_.type, shape);  // both paths write every element
     kernels::QAddArgs t;
     t.a_u8 = a_.type == DType::U8;
     t.sa = a_.scale;
@@ -129,7 +129,7 @@ class QuantizeOp final : public Op {
       fallback_.run(in, out);
       return;
     }
-    Tensor y(q_.type, x.shape());
+    Tensor y = Tensor::uninitialized(q_.type, x.shape());
     if (q_.type == DType::U8)
       u8_(x.data<float>(), x.numel(), q_.scale, q_.zp, y.data<uint8_t>());
     else
@@ -156,7 +156,7 @@ class DequantizeOp final : public Op {
       fallback_.run(in, out);  // the reference op takes it, or says what is wrong
       return;
     }
-    Tensor y(DType::F32, x.shape());
+    Tensor y = Tensor::uninitialized(DType::F32, x.shape());
     fn_(x.raw(), q_.type == DType::U8, x.numel(), q_.scale, q_.zp, y.data<float>());
     out[0] = std::move(y);
   }

@@ -23,6 +23,12 @@
 //          kFusedDomain, on vector kernels
 //        a chain of element-wise-with-constant and FusedGemm / DynQMatMul nodes on one value
 //          (the tiny MLP regressors)                                        => Mlp
+//      then runs of convolutions (FusedConv, DynQConv or QLinearConv nodes, each the sole
+//        reader of the previous one's output; depthwise, 1x1 or narrow-input layers)
+//        [QuantizeLinear ->] ... [-> (DequantizeLinear ->) ReduceMean over H, W] => ConvChain
+//        (channels-last activations from layer to layer, fuse_conv_chain.cpp)
+//      (before all of it: Shape nodes read through QuantizeLinear / DequantizeLinear, so a
+//      DequantizeLinear kept only for a Shape goes)
 //   3. dead-node removal (the DynamicQuantizeLinear, scale Mul and DequantizeLinear nodes left
 //      unread).
 // Fused nodes prepare their kernels once (packed weights, kernels/fast/select.h); outputs stay
@@ -53,6 +59,7 @@ struct PassReport {
   int fused_conv = 0;
   int fused_gemm = 0;
   int mlp = 0;
+  int conv_chain = 0;
   int qdq = 0;  ///< QAdd nodes and per-tensor QuantizeLinear / DequantizeLinear on vector kernels
   int removed = 0;
 };

@@ -1,0 +1,193 @@
+// tinyq — int8 quantisation for tiny ONNX models.
+// SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
+#pragma once
+
+// What the AVX-512 chain kernels share (chain_avx512.cpp, chain_avx512vnni.cpp): the epilogue
+// of one 16-lane vector and the walk over channel blocks. Included only by translation units
+// compiled with the AVX-512 flags (kernels_x86.cmake).
+
+#include <immintrin.h>
+
+#include <utility>
+
+#include "kernels/fast/chain_kernels.h"
+
+// An unnamed namespace on purpose: the two files are compiled with different ISA flags, so
+// their copies of these functions must stay apart (inline functions with external linkage
+// would be merged by the linker, and a VNNI-flagged copy could end up in the non-VNNI file).
+namespace tinyq::kernels::chain512 {
+namespace {
+
+// Conversions in their masked forms: GCC 12's plain ones start from _mm512_undefined_*(),
+// which trips -Wuninitialized (GCC bug 105593).
+inline __m512 to_float(__m512i v) { return _mm512_maskz_cvtepi32_ps(static_cast<__mmask16>(0xFFFF), v); }
+// float -> int32, truncating (exact for integer-valued floats) / rounding half to even.
+inline __m512i to_int_trunc(__m512 v) { return _mm512_maskz_cvttps_epi32(static_cast<__mmask16>(0xFFFF), v); }
+inline __m512i to_int_round(__m512 v) { return _mm512_maskz_cvtps_epi32(static_cast<__mmask16>(0xFFFF), v); }
+
+// The epilogue's kind and store, fixed at compile time (the kernels are instantiated per
+// mode, so the per-vector epilogue has no branches on them).
+enum class EpiMode { F32, Dequant, RequantF32, RequantU8, RequantS16 };
+
+inline EpiMode epi_mode(const ChainEpilogue& e) {
+  if (e.kind == ChainEpi::F32) return EpiMode::F32;
+  if (e.kind == ChainEpi::Dequant) return EpiMode::Dequant;
+  return e.store == ChainStore::F32  ? EpiMode::RequantF32
+         : e.store == ChainStore::U8 ? EpiMode::RequantU8
+                                     : EpiMode::RequantS16;
+}
+
+// The epilogue of one 16-lane vector (chain_kernels.h, ChainEpi), channels c0..c0+15.
+template <EpiMode M>
+struct Epi {
+  float* minmax;
+  const float *bias, *scale;
+  const int32_t* corr;
+  const float* corr_f;
+  bool clamp;
+  __m512 lo, hi, qlo, qhi, mn, mx;
+  __m512i zp;
+  explicit Epi(const ChainEpilogue& ep)
+      : minmax(ep.minmax), bias(ep.bias), scale(ep.scale), corr(ep.corr), corr_f(ep.corr_f), clamp(ep.clamp) {
+    lo = _mm512_set1_ps(ep.lo);
+    hi = _mm512_set1_ps(ep.hi);
+    qlo = _mm512_set1_ps(static_cast<float>(ep.qmin - ep.zero_point));
+    qhi = _mm512_set1_ps(static_cast<float>(ep.qmax - ep.zero_point));
+    zp = _mm512_set1_epi32(ep.zero_point);
+    mn = _mm512_set1_ps(ep.minmax ? ep.minmax[0] : 0.0f);
+    mx = _mm512_set1_ps(ep.minmax ? ep.minmax[1] : 0.0f);
+  }
+  // Writes the running range back to the caller's epilogue (once, at the end of a kernel).
+  void finish() const {
+    if (!minmax) return;
+    // min/max return their second operand when either is NaN: the running value goes second,
+    // so NaNs are skipped (the reduction of the running values has no NaN left).
+    minmax[0] = _mm512_reduce_min_ps(mn);
+    minmax[1] = _mm512_reduce_max_ps(mx);
+  }
+  inline __m512 clamped(__m512 y) const {
+    return clamp ? _mm512_min_ps(hi, _mm512_max_ps(lo, y)) : y;  // NaN passes, as Clip
+  }
+  inline void store_float(__m512 y, void* dst) {
+    _mm512_storeu_ps(dst, y);
+    if (minmax) {
+      mn = _mm512_min_ps(y, mn);
+      mx = _mm512_max_ps(y, mx);
+    }
+  }
+  // Float sum (F32 kernels; the integer modes take it as the exact integer it is).
+  inline void apply(__m512 s, int64_t c0, void* dst) {
+    if constexpr (M == EpiMode::F32) {
+      if (bias) s = _mm512_add_ps(s, _mm512_loadu_ps(bias + c0));
+      store_float(clamped(s), dst);
+    } else if (corr_f) {
+      // An exact integer in float less an exact float correction: still exact.
+      apply_exact(_mm512_sub_ps(s, _mm512_loadu_ps(corr_f + c0)), c0, dst);
+    } else if (!corr) {
+      apply_exact(s, c0, dst);  // float(int(s)) is s itself
+    } else {
+      apply(to_int_trunc(s), c0, dst);
+    }
+  }
+  // The starting value of an integer tile's sums: -corr, so the epilogue need not subtract it.
+  inline __m512i start(int64_t c0) const {
+    return corr ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(corr + c0)) : _mm512_setzero_si512();
+  }
+  // Integer sum, less corr.
+  inline void apply(__m512i s, int64_t c0, void* dst) {
+    if (corr) s = _mm512_sub_epi32(s, _mm512_loadu_si512(corr + c0));
+    apply_net(s, c0, dst);
+  }
+  // Integer sum with corr already taken off (tiles started at start()).
+  inline void apply_net(__m512i s, int64_t c0, void* dst) { apply_exact(to_float(s), c0, dst); }
+  // The same, the net integer held exactly in a float.
+  inline void apply_exact(__m512 v, int64_t c0, void* dst) {
+    __m512 y = _mm512_mul_ps(v, _mm512_loadu_ps(scale + c0));
+    if constexpr (M == EpiMode::Dequant || M == EpiMode::F32) {
+      if (bias) y = _mm512_add_ps(y, _mm512_loadu_ps(bias + c0));
+      store_float(clamped(y), dst);
+    } else {
+      y = _mm512_min_ps(_mm512_max_ps(y, qlo), qhi);  // max first: NaN -> the low bound (qmath)
+      if constexpr (M == EpiMode::RequantF32) {
+        _mm512_storeu_ps(dst, _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));  // q - zp
+      } else {
+        const __m512i q = _mm512_add_epi32(to_int_round(y), zp);  // round half to even
+        if constexpr (M == EpiMode::RequantU8)
+          _mm_storeu_si128(static_cast<__m128i*>(dst), _mm512_cvtepi32_epi8(q));
+        else
+          _mm256_storeu_si256(static_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(q));
+      }
+    }
+  }
+};
+
+// f(std::integral_constant<int, 0>) ... f(<N - 1>): a loop unrolled for certain, so that a
+// tile of sums indexed by it stays in registers.
+template <typename F, int... I>
+inline void unroll_seq(F&& f, std::integer_sequence<int, I...>) {
+  (f(std::integral_constant<int, I>{}), ...);
+}
+template <int N, typename F>
+inline void unroll(F&& f) {
+  unroll_seq(f, std::make_integer_sequence<int, N>{});
+}
+
+inline size_t store_bytes(ChainStore s) { return s == ChainStore::F32 ? 4 : s == ChainStore::U8 ? 1 : 2; }
+
+// A copy of the epilogue's state for one hot function: a noinline tile that updated the
+// caller's running min / max through a reference would store and reload them for every
+// vector (a store-forwarding chain); the copy lives in registers and goes back at the end.
+template <EpiMode M>
+struct EpiLocal {
+  Epi<M>& io;
+  Epi<M> e;
+  explicit EpiLocal(Epi<M>& x) : io(x), e(x) {}
+  ~EpiLocal() {
+    io.mn = e.mn;
+    io.mx = e.mx;
+  }
+  EpiLocal(const EpiLocal&) = delete;
+  EpiLocal& operator=(const EpiLocal&) = delete;
+};
+
+// Offsets of the R positions of a tile; a short tile repeats its last position (computed, not
+// stored) instead of reading past the row.
+template <int R>
+inline void tile_offsets(int64_t np, int64_t step, int64_t* off) {
+  for (int r = 0; r < R; ++r) off[r] = (r < np ? r : np - 1) * step;
+}
+
+// Walks the channel blocks in groups of up to 4 vectors (24 sums in registers at most), a
+// narrow tile for the rest.
+template <template <int, int, EpiMode> class Rows, EpiMode M>
+inline void dense_blocks_in(const ChainDense& d) {
+  Epi<M> epi(d.epi);
+  const int64_t blocks = d.m / 16;
+  int64_t vb = 0;
+  for (; vb + 4 <= blocks; vb += 4) Rows<6, 4, M>::run(d, vb, epi);
+  if (blocks - vb == 3)
+    Rows<9, 3, M>::run(d, vb, epi);
+  else if (blocks - vb == 2)
+    Rows<12, 2, M>::run(d, vb, epi);
+  else if (blocks - vb == 1)
+    Rows<12, 1, M>::run(d, vb, epi);
+  epi.finish();
+}
+
+// The mode the epilogue asks for, then the blocks. `F32` says whether the kernel's sums are
+// floats (whose F32 mode exists) or integers (which have no F32 mode).
+template <template <int, int, EpiMode> class Rows, bool F32>
+inline void dense_blocks(const ChainDense& d) {
+  switch (epi_mode(d.epi)) {
+    case EpiMode::F32:
+      if constexpr (F32) dense_blocks_in<Rows, EpiMode::F32>(d);
+      break;
+    case EpiMode::Dequant: dense_blocks_in<Rows, EpiMode::Dequant>(d); break;
+    case EpiMode::RequantF32: dense_blocks_in<Rows, EpiMode::RequantF32>(d); break;
+    case EpiMode::RequantU8: dense_blocks_in<Rows, EpiMode::RequantU8>(d); break;
+    case EpiMode::RequantS16: dense_blocks_in<Rows, EpiMode::RequantS16>(d); break;
+  }
+}
+
+}  // namespace
+}  // namespace tinyq::kernels::chain512

@@ -49,8 +49,9 @@ struct ChainEpilogue {
   const float* bias = nullptr;    ///< per channel, or null
   const float* scale = nullptr;   ///< per channel (Dequant, Requant)
   const int32_t* corr = nullptr;  ///< per channel (Dequant, Requant), or null for 0
-  /// The fp32 kernels' integer modes: corr as floats, given when every s - corr is an exact
-  /// float (the chain checks the bound), so the sum needs no trip through int32. Or null.
+  /// The fp32 kernels' integer modes: corr as floats, given when |corr| plus any partial sum's
+  /// magnitude stays below 2^24 (the chain checks the bound), so the kernels may start their
+  /// sums at -corr and the sum needs no trip through int32; every partial sum is exact. Or null.
   const float* corr_f = nullptr;
   bool clamp = false;
   float lo = 0.0f, hi = 0.0f;

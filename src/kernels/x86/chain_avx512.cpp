@@ -150,20 +150,20 @@ void dw_block_any(const ChainDw& d, int64_t c0, Epi<M>& epi_io) {
   int64_t p = 0;
   for (; p + 8 <= d.n; p += 8) {
     __m512 a[8];
-    for (int r = 0; r < 8; ++r) a[r] = _mm512_setzero_ps();
+    for (int r = 0; r < 8; ++r) a[r] = epi.start_f(c0);
     for (int t = 0; t < d.taps; ++t) {
       const __m512 w = _mm512_loadu_ps(d.w + t * d.m + c0);
       const T* x = src + p * s + d.tap_off[t];
 #pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) a[r] = _mm512_fmadd_ps(w, load_x(x + r * s), a[r]);
     }
-    for (int r = 0; r < 8; ++r) epi.apply(a[r], c0, dst + (p + r) * d.dst_step * ob);
+    for (int r = 0; r < 8; ++r) epi.apply_started(a[r], c0, dst + (p + r) * d.dst_step * ob);
   }
   for (; p < d.n; ++p) {
-    __m512 a0 = _mm512_setzero_ps();
+    __m512 a0 = epi.start_f(c0);
     for (int t = 0; t < d.taps; ++t)
       a0 = _mm512_fmadd_ps(_mm512_loadu_ps(d.w + t * d.m + c0), load_x(src + p * s + d.tap_off[t]), a0);
-    epi.apply(a0, c0, dst + p * d.dst_step * ob);
+    epi.apply_started(a0, c0, dst + p * d.dst_step * ob);
   }
 }
 
@@ -183,11 +183,12 @@ __attribute__((noinline)) void dw3x3_block(const ChainDw& d, int64_t c0, Epi<M>&
   const T* rows[3] = {src + d.tap_off[0] + c0, src + d.tap_off[3] + c0, src + d.tap_off[6] + c0};
   const size_t ob = store_bytes(d.epi.store);
   char* dst = static_cast<char*>(d.dst) + c0 * ob;
+  const __m512 s0 = epi.start_f(c0);  // -corr_f rides in the sums
   int64_t p = 0;
   for (; p + R <= d.n; p += R) {
     __m512 acc[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < R; ++r) acc[r] = s0;
 #pragma GCC unroll 3
     for (int kh = 0; kh < 3; ++kh) {
       const T* q = rows[kh] + p * S * m;
@@ -220,15 +221,15 @@ __attribute__((noinline)) void dw3x3_block(const ChainDw& d, int64_t c0, Epi<M>&
       }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) epi.apply(acc[r], c0, dst + (p + r) * d.dst_step * ob);
+    for (int r = 0; r < R; ++r) epi.apply_started(acc[r], c0, dst + (p + r) * d.dst_step * ob);
   }
   for (; p < d.n; ++p) {
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc = s0;
     for (int kh = 0; kh < 3; ++kh) {
       const T* row = rows[kh] + p * S * m;
       for (int kw = 0; kw < 3; ++kw) acc = _mm512_fmadd_ps(w[kh * 3 + kw], load_x(row + kw * m), acc);
     }
-    epi.apply(acc, c0, dst + p * d.dst_step * ob);
+    epi.apply_started(acc, c0, dst + p * d.dst_step * ob);
   }
 }
 

@@ -89,6 +89,23 @@ struct Epi {
       apply(to_int_trunc(s), c0, dst);
     }
   }
+  // The starting value of a float-exact integer kernel's sums: -corr_f when the integer modes
+  // have it (the chain's bound on |sum| + |corr| keeps every partial sum exact), so the
+  // epilogue need not subtract it; else 0. Finish such sums with apply_started().
+  inline __m512 start_f(int64_t c0) const {
+    if constexpr (M != EpiMode::F32)
+      if (corr_f) return _mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(corr_f + c0));
+    return _mm512_setzero_ps();
+  }
+  inline void apply_started(__m512 s, int64_t c0, void* dst) {
+    if constexpr (M != EpiMode::F32) {
+      if (corr_f) {
+        apply_exact(s, c0, dst);
+        return;
+      }
+    }
+    apply(s, c0, dst);
+  }
   // The starting value of an integer tile's sums: -corr, so the epilogue need not subtract it.
   inline __m512i start(int64_t c0) const {
     return corr ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(corr + c0)) : _mm512_setzero_si512();

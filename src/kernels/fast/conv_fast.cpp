@@ -618,9 +618,6 @@ void QConvFast::run(const ConvParams& p, const QInput& x, const QOutput& y, int 
 void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
   const int64_t H = p.in_size[0], W = p.in_size[1], OH = p.out_size[0], OW = p.out_size[1];
   const int64_t KH = kernel_[0], KW = kernel_[1], pt = p.pad_begin[0], pl = p.pad_begin[1];
-  // c4 planes with the padding around: wide enough for the last group of 4 positions.
-  const int64_t hp = OH + KH - 1, wp = round_up(OW, 4) + KW - 1;
-  const int64_t Q = c4_groups_, plane = hp * wp * 4;
   const uint8_t zk = static_cast<uint8_t>(kernel_zero_point(x));
   const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
   const size_t in_bytes = input_elem_bytes(x.kind);
@@ -631,74 +628,88 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
     if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[m]);
     corr[static_cast<size_t>(m)] = static_cast<int32_t>(c);
   }
+  // The tiles compute whole groups of 4 channels (a 1-channel output layer costs as much as a
+  // 4-channel one), so the work is counted in those.
+  const int eff = useful_threads(threads, static_cast<double>(round_up(m_, 4)) * OH * OW * cg_ * KH * KW / 4.0);
+  // Each thread takes a band of output rows and builds the plane rows that band reads (its
+  // rows plus KH - 1 shared with the next band, built twice) in a plane of its own: one
+  // fork-join per image instead of two, and each band's plane stays in its core's cache.
+  // c4 planes with the padding around: wide enough for the last group of 4 positions.
+  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(eff, OH));
+  const int64_t band = (OH + parts - 1) / parts;
+  const int64_t hp = band + KH - 1, wp = round_up(OW, 4) + KW - 1;
+  const int64_t Q = c4_groups_, plane = hp * wp * 4, part_bytes = Q * plane + 64;
   std::vector<int64_t> k_off;
   for (int64_t kh = 0; kh < KH; ++kh)
     for (int64_t kw = 0; kw < KW; ++kw)
       for (int64_t q = 0; q < Q; ++q) k_off.push_back(q * plane + (kh * wp + kw) * 4);
-  ScratchCache::Lease lease(scratch_, static_cast<size_t>(Q * plane + 64));
-  uint8_t* buf = lease.as<uint8_t>();
+  ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
+  uint8_t* const bufs = lease.as<uint8_t>();
   const size_t ob = out_bytes(y.kind);
-  const int eff = useful_threads(threads, static_cast<double>(m_) * OH * OW * cg_ * KH * KW / 4.0);
   for (int64_t n = 0; n < p.batch; ++n) {
-    // 1. The planes: each source row converted to kernel values once (quantised, or int8
-    // flipped), four channels interleaved per position, the zero point around.
-    parallel_for(eff, Q * hp, [&](int64_t begin, int64_t end) {
+    parallel_for(static_cast<int>(parts), parts, [&](int64_t part_begin, int64_t part_end) {
       std::vector<uint8_t> rows_buf(static_cast<size_t>(4 * W));
-      for (int64_t u = begin; u < end; ++u) {
-        const int64_t q = u / hp, r = u % hp, ih = r - pt;
-        uint8_t* d = buf + q * plane + r * wp * 4;
-        if (ih < 0 || ih >= H) {
-          std::memset(d, zk, static_cast<size_t>(wp * 4));
-          continue;
-        }
-        const uint8_t* rows[4] = {nullptr, nullptr, nullptr, nullptr};
-        uint8_t flip = 0;
-        for (int64_t k = 0; k < 4 && 4 * q + k < cg_; ++k) {
-          const void* row = static_cast<const uint8_t*>(x.data) +
-                            static_cast<size_t>(((n * p.in_channels + 4 * q + k) * H + ih) * W) * in_bytes;
-          if (x.kind == QInputKind::F32) {
-            quantize(static_cast<const float*>(row), W, x.scale, x.zero_point, rows_buf.data() + k * W);
-            rows[k] = rows_buf.data() + k * W;
-          } else {
-            rows[k] = static_cast<const uint8_t*>(row);
-            flip = x.kind == QInputKind::S8 ? 0x80 : 0;
+      for (int64_t part = part_begin; part < part_end; ++part) {
+        const int64_t oh0 = OH * part / parts, oh1 = OH * (part + 1) / parts;
+        if (oh0 >= oh1) continue;
+        uint8_t* buf = bufs + part * part_bytes;
+        // 1. The band's planes: each source row converted to kernel values once (quantised,
+        // or int8 flipped), four channels interleaved per position, the zero point around.
+        for (int64_t q = 0; q < Q; ++q)
+          for (int64_t r = 0; r < oh1 - oh0 + KH - 1; ++r) {
+            const int64_t ih = oh0 + r - pt;
+            uint8_t* d = buf + q * plane + r * wp * 4;
+            if (ih < 0 || ih >= H) {
+              std::memset(d, zk, static_cast<size_t>(wp * 4));
+              continue;
+            }
+            const uint8_t* rows[4] = {nullptr, nullptr, nullptr, nullptr};
+            uint8_t flip = 0;
+            for (int64_t k = 0; k < 4 && 4 * q + k < cg_; ++k) {
+              const void* row = static_cast<const uint8_t*>(x.data) +
+                                static_cast<size_t>(((n * p.in_channels + 4 * q + k) * H + ih) * W) * in_bytes;
+              if (x.kind == QInputKind::F32) {
+                quantize(static_cast<const float*>(row), W, x.scale, x.zero_point, rows_buf.data() + k * W);
+                rows[k] = rows_buf.data() + k * W;
+              } else {
+                rows[k] = static_cast<const uint8_t*>(row);
+                flip = x.kind == QInputKind::S8 ? 0x80 : 0;
+              }
+            }
+            const int64_t lo = std::min(pl, wp), hi = std::min(pl + W, wp);
+            std::memset(d, zk, static_cast<size_t>(lo * 4));
+            if (hi > lo) {
+              const uint8_t* shifted[4];
+              for (int k = 0; k < 4; ++k) shifted[k] = rows[k] ? rows[k] + (lo - pl) : nullptr;
+              pack_c4_(shifted, hi - lo, flip, zk, d + lo * 4);
+            }
+            std::memset(d + hi * 4, zk, static_cast<size_t>((wp - hi) * 4));
           }
+        // 2. The band's output rows.
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          QTileC4 t;
+          t.src = buf + (oh - oh0) * wp * 4;
+          t.k_off = k_off.data();
+          t.ksteps = static_cast<int64_t>(k_off.size());
+          t.n = OW;
+          t.w = packed_c4_.data();
+          t.m = m_;
+          QTileRows& e = t.epi;
+          e.kind = y.kind;
+          e.corr = corr.data();
+          e.scale = y.scale;
+          e.bias = y.bias;
+          const int64_t out_off = n * m_ * OH * OW + oh * OW;
+          e.res = y.residual ? y.residual + out_off : nullptr;
+          e.ld_res = OH * OW;
+          e.clamp = y.clamp;
+          e.lo = y.lo;
+          e.hi = y.hi;
+          e.zero_point = y.zero_point;
+          e.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
+          e.ld_dst = OH * OW;
+          c4_fn_(t);
         }
-        const int64_t lo = std::min(pl, wp), hi = std::min(pl + W, wp);
-        std::memset(d, zk, static_cast<size_t>(lo * 4));
-        if (hi > lo) {
-          const uint8_t* shifted[4];
-          for (int k = 0; k < 4; ++k) shifted[k] = rows[k] ? rows[k] + (lo - pl) : nullptr;
-          pack_c4_(shifted, hi - lo, flip, zk, d + lo * 4);
-        }
-        std::memset(d + hi * 4, zk, static_cast<size_t>((wp - hi) * 4));
-      }
-    });
-    // 2. Output rows.
-    parallel_for(eff, OH, [&](int64_t begin, int64_t end) {
-      for (int64_t oh = begin; oh < end; ++oh) {
-        QTileC4 t;
-        t.src = buf + oh * wp * 4;
-        t.k_off = k_off.data();
-        t.ksteps = static_cast<int64_t>(k_off.size());
-        t.n = OW;
-        t.w = packed_c4_.data();
-        t.m = m_;
-        QTileRows& e = t.epi;
-        e.kind = y.kind;
-        e.corr = corr.data();
-        e.scale = y.scale;
-        e.bias = y.bias;
-        const int64_t out_off = n * m_ * OH * OW + oh * OW;
-        e.res = y.residual ? y.residual + out_off : nullptr;
-        e.ld_res = OH * OW;
-        e.clamp = y.clamp;
-        e.lo = y.lo;
-        e.hi = y.hi;
-        e.zero_point = y.zero_point;
-        e.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
-        e.ld_dst = OH * OW;
-        c4_fn_(t);
       }
     });
   }

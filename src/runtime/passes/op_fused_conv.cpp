@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <limits>
+#include <vector>
 
 #include "common/qmath.h"
 #include "kernels/fast/select.h"
@@ -64,6 +65,31 @@ Shape conv_out_shape(const kernels::ConvParams& p) {
   Shape s{p.batch, p.out_channels};
   for (int a = 0; a < p.spatial_rank; ++a) s.push_back(p.out_size[a]);
   return s;
+}
+
+// DynamicQuantizeLinear's range scan over slices on `threads` threads, merged: min and max are
+// exact whatever the order. A slice of NaNs alone reports (0, 0), which changes nothing, since
+// the range always takes in 0 (qmath::dynamic_qparams_uint8).
+void parallel_minmax(kernels::MinMaxFn fn, const float* x, int64_t n, int threads, float* lo, float* hi) {
+  // Below ~256K floats per thread, waking a worker costs about what it saves.
+  const int parts = kernels::useful_threads(threads, static_cast<double>(n), 262144.0);
+  if (parts <= 1) {
+    fn(x, n, lo, hi);
+    return;
+  }
+  std::vector<float> los(static_cast<size_t>(parts)), his(static_cast<size_t>(parts));
+  kernels::parallel_for(parts, parts, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t b = n * i / parts, e = n * (i + 1) / parts;
+      fn(x + b, e - b, &los[static_cast<size_t>(i)], &his[static_cast<size_t>(i)]);
+    }
+  });
+  *lo = los[0];
+  *hi = his[0];
+  for (int i = 1; i < parts; ++i) {
+    if (los[static_cast<size_t>(i)] < *lo) *lo = los[static_cast<size_t>(i)];
+    if (his[static_cast<size_t>(i)] > *hi) *hi = his[static_cast<size_t>(i)];
+  }
 }
 
 const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
@@ -170,7 +196,7 @@ class DynQConvOp final : public Op {
     const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
     // DynamicQuantizeLinear's parameters, then the scale product the graph's Mul computed.
     float lo = 0.0f, hi = 0.0f;
-    minmax_(x.data<float>(), x.numel(), &lo, &hi);
+    parallel_minmax(minmax_, x.data<float>(), x.numel(), kernels::current_threads(), &lo, &hi);
     const qmath::QParams q = qmath::dynamic_qparams_uint8(lo, hi);
     std::vector<float> scale(w_scale_.size());
     for (size_t c = 0; c < scale.size(); ++c) scale[c] = q.scale * w_scale_[c];

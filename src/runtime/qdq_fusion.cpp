@@ -9,7 +9,6 @@ namespace tinyq::rt {
 
 namespace {
 
-bool default_domain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
 bool is_8bit(DType t) { return t == DType::U8 || t == DType::I8; }
 
 struct GraphIndex {
@@ -33,7 +32,7 @@ struct GraphIndex {
     auto it = producer.find(value);
     if (it == producer.end()) return nullptr;
     const Node& n = g.nodes[it->second];
-    return n.op_type == op_type && default_domain(n) ? &n : nullptr;
+    return n.op_type == op_type && is_default_domain(n.domain) ? &n : nullptr;
   }
   const Node* dq_of(const std::string& value) const { return producer_of(value, "DequantizeLinear"); }
   const Tensor* constant(const Node& n, size_t i) const {
@@ -69,7 +68,7 @@ bool constant_params(const GraphIndex& ix, const Node& n, QParamsOf* out) {
 const Node* sole_quantize_reader(const GraphIndex& ix, const std::string& value) {
   if (ix.reader_count(value) != 1) return nullptr;
   for (const Node& n : ix.g.nodes)
-    if (n.op_type == "QuantizeLinear" && default_domain(n) && n.has_input(0) && n.inputs[0] == value) return &n;
+    if (n.op_type == "QuantizeLinear" && is_default_domain(n.domain) && n.has_input(0) && n.inputs[0] == value) return &n;
   return nullptr;
 }
 
@@ -174,7 +173,7 @@ int fuse_qdq_groups(Graph& g) {
     const GraphIndex ix(g);
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const Node& n = g.nodes[i];
-      if (!default_domain(n)) continue;
+      if (!is_default_domain(n.domain)) continue;
       Fusion f;
       if ((n.op_type == "Conv" && match_conv(ix, i, &f)) || (n.op_type == "MatMul" && match_matmul(ix, i, &f)))
         fusions.push_back(std::move(f));
@@ -204,7 +203,7 @@ int fuse_qdq_groups(Graph& g) {
   std::vector<bool> dead(g.nodes.size(), false);
   for (size_t i = g.nodes.size(); i-- > 0;) {
     const Node& n = g.nodes[i];
-    if (n.op_type != "DequantizeLinear" || !default_domain(n) || n.outputs.size() != 1 || readers[n.outputs[0]] > 0)
+    if (n.op_type != "DequantizeLinear" || !is_default_domain(n.domain) || n.outputs.size() != 1 || readers[n.outputs[0]] > 0)
       continue;
     dead[i] = true;
     for (const auto& in : n.inputs) --readers[in];

@@ -24,44 +24,19 @@
 #include <unordered_set>
 
 #include "runtime/passes/fused_ops.h"
+#include "runtime/passes/graph_index.h"
 #include "runtime/passes/patterns.h"
 
 namespace tinyq::rt::passes {
 
 namespace {
 
-bool default_domain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
-
-struct ChainIndex {
-  const Graph& g;
-  std::unordered_map<std::string, size_t> producer;
-  std::unordered_map<std::string, std::vector<size_t>> readers;
-  std::unordered_set<std::string> graph_outputs;
-  std::unordered_map<std::string, const Tensor*> consts;
-
-  explicit ChainIndex(const Graph& graph) : g(graph) {
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      for (const auto& o : g.nodes[i].outputs)
-        if (!o.empty()) producer[o] = i;
-      for (const auto& in : g.nodes[i].inputs)
-        if (!in.empty()) readers[in].push_back(i);
-    }
-    for (const ValueInfo& o : g.outputs) graph_outputs.insert(o.name);
-    for (const Initializer& init : g.initializers) consts[init.name] = &init.tensor;
-  }
-  const Tensor* constant(const std::string& v) const {
-    auto it = consts.find(v);
-    return it == consts.end() ? nullptr : it->second;
-  }
-  // The node reading v in exactly one input slot (input 0), when nothing else reads it.
+// GraphIndex whose sole reader must also read the value as its input 0 (the chain's X).
+struct ChainIndex : GraphIndex {
+  using GraphIndex::GraphIndex;
   const Node* sole_reader(const std::string& v, size_t* at) const {
-    if (v.empty() || graph_outputs.count(v)) return nullptr;
-    auto it = readers.find(v);
-    if (it == readers.end() || it->second.size() != 1) return nullptr;
-    const Node& n = g.nodes[it->second[0]];
-    if (n.inputs.empty() || n.inputs[0] != v) return nullptr;
-    *at = it->second[0];
-    return &n;
+    const Node* n = GraphIndex::sole_reader(v, at);
+    return n && !n->inputs.empty() && n->inputs[0] == v ? n : nullptr;
   }
 };
 
@@ -76,7 +51,7 @@ std::string link_kind(const ChainIndex& ix, const Node& n) {
   } else if (is_fused(n) && n.op_type == "DynQConv") {
     w_at = 1;
     max_inputs = 5;
-  } else if (default_domain(n) && n.op_type == "QLinearConv") {
+  } else if (is_default_domain(n.domain) && n.op_type == "QLinearConv") {
     w_at = 3;
     max_inputs = 9;
   } else {
@@ -101,7 +76,7 @@ std::string link_kind(const ChainIndex& ix, const Node& n) {
 
 // ReduceMean over axes {2, 3} (attribute or constant input), reading `v`.
 bool spatial_mean(const ChainIndex& ix, const Node& n) {
-  if (!default_domain(n) || n.op_type != "ReduceMean" || n.outputs.size() != 1 || n.outputs[0].empty()) return false;
+  if (!is_default_domain(n.domain) || n.op_type != "ReduceMean" || n.outputs.size() != 1 || n.outputs[0].empty()) return false;
   std::vector<int64_t> axes = n.attr_ints("axes");
   if (n.inputs.size() > 1 && !n.inputs[1].empty()) {
     const Tensor* a = ix.constant(n.inputs[1]);
@@ -166,12 +141,12 @@ int rewire_shape_reads(Graph& g) {
       if (!o.empty()) producer[o] = i;
   bool changed = false;
   for (Node& n : g.nodes) {
-    if (!default_domain(n) || n.op_type != "Shape" || n.inputs.empty()) continue;
+    if (!is_default_domain(n.domain) || n.op_type != "Shape" || n.inputs.empty()) continue;
     for (int hops = 0; hops < 8; ++hops) {
       auto it = producer.find(n.inputs[0]);
       if (it == producer.end()) break;
       const Node& p = g.nodes[it->second];
-      if (!default_domain(p) || (p.op_type != "QuantizeLinear" && p.op_type != "DequantizeLinear") ||
+      if (!is_default_domain(p.domain) || (p.op_type != "QuantizeLinear" && p.op_type != "DequantizeLinear") ||
           p.outputs.size() != 1 || p.input(0).empty())
         break;
       n.inputs[0] = p.inputs[0];
@@ -188,7 +163,7 @@ int rewire_shape_reads(Graph& g) {
   int removed = 0;
   for (size_t i = g.nodes.size(); i-- > 0;) {
     const Node& n = g.nodes[i];
-    if (!default_domain(n) || (n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear") ||
+    if (!is_default_domain(n.domain) || (n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear") ||
         n.outputs.size() != 1 || reads[n.outputs[0]] > 0)
       continue;
     dead[i] = true;
@@ -223,7 +198,7 @@ void fuse_conv_chains(Graph& g, int64_t opset, PassReport* report) {
       std::vector<size_t> tail;
       size_t at = 0;
       const Node* r = ix.sole_reader(g.nodes[nodes.back()].outputs[0], &at);
-      if (r && kind == "QLinearConv" && default_domain(*r) && r->op_type == "DequantizeLinear" &&
+      if (r && kind == "QLinearConv" && is_default_domain(r->domain) && r->op_type == "DequantizeLinear" &&
           r->outputs.size() == 1) {
         size_t at2 = 0;
         const Node* mean = ix.sole_reader(r->outputs[0], &at2);
@@ -238,7 +213,7 @@ void fuse_conv_chains(Graph& g, int64_t opset, PassReport* report) {
         size_t at_q = 0;
         if (p != ix.producer.end() && !used.count(p->second)) {
           const Node& qn = g.nodes[p->second];
-          if (default_domain(qn) && qn.op_type == "QuantizeLinear" && qn.inputs.size() == 3 && qn.outputs.size() == 1 &&
+          if (is_default_domain(qn.domain) && qn.op_type == "QuantizeLinear" && qn.inputs.size() == 3 && qn.outputs.size() == 1 &&
               !qn.input(0).empty() && !ix.constant(qn.input(0)) && ix.constant(qn.input(1)) &&
               ix.constant(qn.input(2)) && ix.sole_reader(qn.outputs[0], &at_q) == &g.nodes[nodes.front()])
             head = {p->second};

@@ -20,51 +20,26 @@
 #include <unordered_set>
 
 #include "runtime/passes/fused_common.h"
+#include "runtime/passes/graph_index.h"
 #include "runtime/passes/patterns.h"
 
 namespace tinyq::rt::passes {
 
 namespace {
 
-bool default_domain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
-
-struct Index {
-  const Graph& g;
-  std::unordered_map<std::string, size_t> producer;
-  std::unordered_map<std::string, std::vector<size_t>> readers;  // one entry per reading input slot
-  std::unordered_set<std::string> graph_outputs;
-  std::unordered_map<std::string, const Tensor*> consts;
-
-  explicit Index(const Graph& graph) : g(graph) {
-    for (size_t i = 0; i < g.nodes.size(); ++i) {
-      for (const auto& o : g.nodes[i].outputs)
-        if (!o.empty()) producer[o] = i;
-      for (const auto& in : g.nodes[i].inputs)
-        if (!in.empty()) readers[in].push_back(i);
-    }
-    for (const ValueInfo& o : g.outputs) graph_outputs.insert(o.name);
-    for (const Initializer& init : g.initializers) consts[init.name] = &init.tensor;
-  }
-
-  const Tensor* constant(const std::string& v) const {
-    auto it = consts.find(v);
-    return it == consts.end() ? nullptr : it->second;
-  }
-  // The node reading v when exactly one input slot reads it and no graph output names it.
+// The pattern helpers' view of the graph: GraphIndex, with default-domain readers and
+// producers only.
+struct Index : GraphIndex {
+  using GraphIndex::GraphIndex;
   const Node* sole_reader(const std::string& v, size_t* at) const {
-    if (v.empty() || graph_outputs.count(v)) return nullptr;
-    auto it = readers.find(v);
-    if (it == readers.end() || it->second.size() != 1) return nullptr;
-    const Node& n = g.nodes[it->second[0]];
-    if (!default_domain(n)) return nullptr;
-    *at = it->second[0];
-    return &n;
+    const Node* n = GraphIndex::sole_reader(v, at);
+    return n && is_default_domain(n->domain) ? n : nullptr;
   }
   const Node* produced_by(const std::string& v, const char* op_type) const {
     auto it = producer.find(v);
     if (it == producer.end()) return nullptr;
     const Node& n = g.nodes[it->second];
-    return n.op_type == op_type && default_domain(n) ? &n : nullptr;
+    return n.op_type == op_type && is_default_domain(n.domain) ? &n : nullptr;
   }
 };
 
@@ -316,7 +291,7 @@ bool match_qadd(const Index& ix, size_t start, Chain* out) {
   if (it == ix.producer.end()) return false;
   const Node& add = ix.g.nodes[it->second];
   size_t at = 0;
-  if (add.op_type != "Add" || !default_domain(add) || add.inputs.size() != 2 || ix.sole_reader(add.outputs[0], &at) != &q)
+  if (add.op_type != "Add" || !is_default_domain(add.domain) || add.inputs.size() != 2 || ix.sole_reader(add.outputs[0], &at) != &q)
     return false;
   const Node* da = ix.produced_by(add.input(0), "DequantizeLinear");
   const Node* db = ix.produced_by(add.input(1), "DequantizeLinear");
@@ -353,7 +328,7 @@ void fuse_patterns(Graph& g, int64_t opset, PassReport* report) {
     const Index ix(g);
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const Node& n = g.nodes[i];
-      if (!default_domain(n) || (n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear")) continue;
+      if (!is_default_domain(n.domain) || (n.op_type != "QuantizeLinear" && n.op_type != "DequantizeLinear")) continue;
       Chain ch;
       if (match_qdq_single(ix, i, &ch) && op_accepts(ix, n, opset)) singles.push_back(std::move(ch));
     }
@@ -374,7 +349,7 @@ void fuse_chains(Graph& g, int64_t opset, PassReport* report) {
     const Index ix(g);
     for (size_t i = 0; i < g.nodes.size(); ++i) {
       const Node& n = g.nodes[i];
-      if (!default_domain(n) || used.count(i)) continue;
+      if (!is_default_domain(n.domain) || used.count(i)) continue;
       Chain ch;
       bool ok = false;
       if (n.op_type == "ConvInteger" || n.op_type == "MatMulInteger") ok = match_dynamic(ix, opset, i, &ch);
@@ -416,7 +391,7 @@ void fuse_chains(Graph& g, int64_t opset, PassReport* report) {
   std::vector<bool> dead(g.nodes.size(), false);
   for (size_t i = g.nodes.size(); i-- > 0;) {
     const Node& n = g.nodes[i];
-    if (!default_domain(n) ||
+    if (!is_default_domain(n.domain) ||
         (n.op_type != "DynamicQuantizeLinear" && n.op_type != "Mul" && n.op_type != "DequantizeLinear"))
       continue;
     bool unread = true;
@@ -442,7 +417,7 @@ std::string mlp_link(const Index& ix, const Node& n, int64_t* width) {
     if (!b || b->rank() != 2 || b->numel() == 0) return "";
     return ix.constant(n.input(0)) ? "" : n.input(0);
   }
-  if (!default_domain(n) || n.inputs.size() != 2 || n.outputs.size() != 1) return "";
+  if (!is_default_domain(n.domain) || n.inputs.size() != 2 || n.outputs.size() != 1) return "";
   if (n.op_type != "Add" && n.op_type != "Sub" && n.op_type != "Mul" && n.op_type != "Div") return "";
   const Tensor* c0 = ix.constant(n.input(0));
   const Tensor* c1 = ix.constant(n.input(1));

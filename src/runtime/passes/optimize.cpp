@@ -16,8 +16,6 @@ namespace tinyq::rt::passes {
 
 namespace {
 
-bool default_domain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
-
 // Runs every node whose inputs are all constant once, in graph order, and turns its outputs
 // into initializers; a node whose op refuses (a malformed node, an unsupported op) is left for
 // the session, which reports it as it always has.
@@ -29,7 +27,7 @@ int fold_constants(Graph& g, int64_t opset) {
   kept.reserve(g.nodes.size());
   int folded = 0;
   for (Node& n : g.nodes) {
-    bool all_constant = default_domain(n);
+    bool all_constant = is_default_domain(n.domain);
     for (const auto& in : n.inputs)
       if (!in.empty() && !values.count(in)) all_constant = false;
     const OpDef* def = all_constant ? find_op(n.op_type, opset) : nullptr;

@@ -98,7 +98,8 @@ struct Choice {
 
 }  // namespace
 
-ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group) {
+ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group, const std::vector<int64_t>& strides,
+                           const std::vector<int64_t>& dilations) {
   ConvParams p;
   p.out_channels = w_shape.size() > 0 ? w_shape[0] : 0;
   p.in_channels = w_shape.size() > 1 ? w_shape[1] * group : 0;
@@ -107,6 +108,8 @@ ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group) {
   for (int a = 0; a < p.spatial_rank && a < kMaxSpatialRank; ++a) {
     p.kernel[a] = w_shape[2 + static_cast<size_t>(a)];
     p.in_size[a] = p.out_size[a] = 1;
+    if (static_cast<size_t>(a) < strides.size()) p.stride[a] = strides[static_cast<size_t>(a)];
+    if (static_cast<size_t>(a) < dilations.size()) p.dilation[a] = dilations[static_cast<size_t>(a)];
   }
   return p;
 }

@@ -19,9 +19,11 @@
 
 namespace tinyq::kernels {
 
-/// Geometry fields a convolution's weights fix (channels, group, kernel); spatial sizes are
-/// left for the input. w_shape is [M, C / group, kernel...].
-ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group);
+/// Geometry fields a convolution's weights and attributes fix (channels, group, kernel, and
+/// strides and dilations when given); spatial sizes are left for the input. w_shape is
+/// [M, C / group, kernel...].
+ConvParams weight_geometry(const std::vector<int64_t>& w_shape, int64_t group,
+                           const std::vector<int64_t>& strides = {}, const std::vector<int64_t>& dilations = {});
 
 /// `has_residual`: the op adds a residual in the epilogue (the oneDNN adapter declines those).
 std::shared_ptr<const ConvF32Kernel> select_conv_f32(const ConvParams& wg, const float* weights, bool has_residual,

@@ -112,7 +112,8 @@ class FusedConvOp final : public Op {
       if (b_.dtype() != DType::F32 || b_.numel() != w_.dim(0)) ctx.fail("B must hold one float per output channel");
     }
     has_res_ = ctx.node.has_input(3);
-    fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group), w_.data<float>(), has_res_, true);
+    fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group, attrs_.strides, attrs_.dilations),
+                                     w_.data<float>(), has_res_, true);
   }
 
   void run(const OpInputs& in, std::vector<Tensor>& out) override {

@@ -32,15 +32,10 @@
 #include "kernels/fast/micro_kernels.h"
 #include "kernels/ref/conv_ref.h"
 #include "kernels/ref/qconv_ref.h"
+#include "require_isa.h"
 
 namespace tinyq::kernels {
 namespace {
-
-#define REQUIRE_ISA(isa)                                                                     \
-  do {                                                                                       \
-    std::string why_;                                                                        \
-    if (!isa_usable(isa, &why_)) GTEST_SKIP() << isa_name(isa) << " path skipped: " << why_; \
-  } while (0)
 
 // 64-byte aligned storage, as the chain's buffers are.
 template <typename T>

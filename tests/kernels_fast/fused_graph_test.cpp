@@ -26,20 +26,6 @@ namespace {
 
 using test::ModelBuilder;
 
-Tensor random_tensor(std::mt19937& rng, const Shape& shape, float lo = -1.0f, float hi = 1.0f) {
-  Tensor t(DType::F32, shape);
-  std::uniform_real_distribution<float> d(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
-
-Tensor random_int8(std::mt19937& rng, const Shape& shape) {
-  Tensor t(DType::I8, shape);
-  std::uniform_int_distribution<int> d(-127, 127);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<int8_t>()[i] = static_cast<int8_t>(d(rng));
-  return t;
-}
-
 std::vector<std::string> op_types(const Session& s) {
   std::vector<std::string> out;
   for (const Node& n : s.model().graph.nodes) out.push_back(n.op_type);
@@ -92,12 +78,12 @@ TEST(FusedGraph, ConvAddReluBecomesOneNode) {
   std::mt19937 rng(1);
   ModelBuilder mb;
   mb.input("x", DType::F32, {1, 3, 9, 11}).input("r", DType::F32, {1, 4, 9, 11});
-  mb.initializer("w", random_tensor(rng, {4, 3, 3, 3})).initializer("b", random_tensor(rng, {4}));
+  mb.initializer("w", test::random_f32(rng, {4, 3, 3, 3})).initializer("b", test::random_f32(rng, {4}));
   mb.node("Conv", {"x", "w", "b"}, {"c"}, {ints("pads", {1, 1, 1, 1})});
   mb.node("Add", {"r", "c"}, {"s"});
   mb.node("Relu", {"s"}, {"y"});
   mb.output("y");
-  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {1, 3, 9, 11}), random_tensor(rng, {1, 4, 9, 11})},
+  const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {1, 3, 9, 11}), test::random_f32(rng, {1, 4, 9, 11})},
                                         1e-5);
   EXPECT_EQ(joined(ops), "FusedConv");
 }
@@ -107,24 +93,24 @@ TEST(FusedGraph, ConvClipStridedGroupedAndBroadcastResidual) {
   {
     ModelBuilder mb(13);
     mb.input("x", DType::F32, {2, 4, 10, 7});
-    mb.initializer("w", random_tensor(rng, {6, 2, 3, 2})).initializer("lo", Tensor::scalar<float>(-0.25f));
+    mb.initializer("w", test::random_f32(rng, {6, 2, 3, 2})).initializer("lo", Tensor::scalar<float>(-0.25f));
     mb.initializer("hi", Tensor::scalar<float>(0.5f));
     mb.node("Conv", {"x", "w"}, {"c"},
             {ints("pads", {1, 0, 2, 1}), ints("strides", {2, 1}), Attribute::make_int("group", 2)});
     mb.node("Clip", {"c", "lo", "hi"}, {"y"});
     mb.output("y");
-    EXPECT_EQ(joined(expect_fused_matches(mb.model, {random_tensor(rng, {2, 4, 10, 7})}, 1e-5)), "FusedConv");
+    EXPECT_EQ(joined(expect_fused_matches(mb.model, {test::random_f32(rng, {2, 4, 10, 7})}, 1e-5)), "FusedConv");
   }
   {
     // A residual that broadcasts ([4,1,1] against [1,4,5,5]) still fuses, through the slow add.
     ModelBuilder mb;
     mb.input("x", DType::F32, {1, 2, 5, 5}).input("r", DType::F32, {4, 1, 1});
-    mb.initializer("w", random_tensor(rng, {4, 2, 3, 3}));
+    mb.initializer("w", test::random_f32(rng, {4, 2, 3, 3}));
     mb.node("Conv", {"x", "w"}, {"c"}, {ints("pads", {1, 1, 1, 1})});
     mb.node("Add", {"c", "r"}, {"s"});
     mb.node("Relu", {"s"}, {"y"});
     mb.output("y");
-    expect_fused_matches(mb.model, {random_tensor(rng, {1, 2, 5, 5}), random_tensor(rng, {4, 1, 1})}, 1e-5);
+    expect_fused_matches(mb.model, {test::random_f32(rng, {1, 2, 5, 5}), test::random_f32(rng, {4, 1, 1})}, 1e-5);
   }
 }
 
@@ -132,53 +118,30 @@ TEST(FusedGraph, GemmAndMatMulWithBiasAndActivation) {
   std::mt19937 rng(3);
   ModelBuilder mb;
   mb.input("x", DType::F32, {5, 6});
-  mb.initializer("w1", random_tensor(rng, {8, 6})).initializer("b1", random_tensor(rng, {8}));
-  mb.initializer("w2", random_tensor(rng, {8, 3})).initializer("b2", random_tensor(rng, {3}));
+  mb.initializer("w1", test::random_f32(rng, {8, 6})).initializer("b1", test::random_f32(rng, {8}));
+  mb.initializer("w2", test::random_f32(rng, {8, 3})).initializer("b2", test::random_f32(rng, {3}));
   mb.node("Gemm", {"x", "w1", "b1"}, {"h"},
           {Attribute::make_int("transB", 1), Attribute::make_float("alpha", 0.5f), Attribute::make_float("beta", 2.0f)});
   mb.node("Relu", {"h"}, {"hr"});
   mb.node("MatMul", {"hr", "w2"}, {"m"});
   mb.node("Add", {"m", "b2"}, {"y"});
   mb.output("y");
-  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {5, 6})}, 1e-5);
+  const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {5, 6})}, 1e-5);
   EXPECT_TRUE(contains(ops, "Mlp")) << joined(ops);
 }
 
 // --- dynamic quantisation ---------------------------------------------------------------------
 
-// DynamicQuantizeLinear -> ConvInteger -> Cast -> Mul -> Add(bias) [-> Add(r)] -> Relu, as
-// ONNX Runtime's quantize_dynamic writes it.
-void add_dynamic_conv(ModelBuilder& mb, std::mt19937& rng, const std::string& x, const std::string& y,
-                      const Shape& w_shape, int64_t group, std::vector<int64_t> strides, const std::string& residual) {
-  const std::string p = y + "_";
-  const int64_t m = w_shape[0];
-  mb.initializer(p + "w", random_int8(rng, w_shape)).initializer(p + "wz", Tensor::scalar<int8_t>(0));
-  mb.initializer(p + "ws", Tensor::scalar<float>(0.0123f)).initializer(p + "b", random_tensor(rng, {1, m, 1, 1}));
-  mb.node("DynamicQuantizeLinear", {x}, {p + "q", p + "s", p + "z"});
-  mb.node("Mul", {p + "s", p + "ws"}, {p + "scale"});
-  mb.node("ConvInteger", {p + "q", p + "w", p + "z", p + "wz"}, {p + "acc"},
-          {ints("pads", {1, 1, 1, 1}), ints("strides", strides), Attribute::make_int("group", group)});
-  mb.node("Cast", {p + "acc"}, {p + "f"}, {Attribute::make_int("to", 1)});
-  mb.node("Mul", {p + "f", p + "scale"}, {p + "scaled"});
-  mb.node("Add", {p + "scaled", p + "b"}, {p + "biased"});
-  std::string cur = p + "biased";
-  if (!residual.empty()) {
-    mb.node("Add", {cur, residual}, {p + "res"});
-    cur = p + "res";
-  }
-  mb.node("Relu", {cur}, {y});
-}
-
 TEST(FusedGraph, DynamicConvChainsAreBitExact) {
   std::mt19937 rng(4);
   ModelBuilder mb;
   mb.input("x", DType::F32, {1, 3, 13, 17});
-  add_dynamic_conv(mb, rng, "x", "a", {8, 3, 3, 3}, 1, {1, 1}, "");
-  add_dynamic_conv(mb, rng, "a", "b", {8, 8, 3, 3}, 1, {1, 1}, "a");   // with a residual add
-  add_dynamic_conv(mb, rng, "b", "c", {8, 1, 3, 3}, 8, {2, 2}, "");    // depthwise, stride 2
-  add_dynamic_conv(mb, rng, "c", "y", {1, 8, 3, 3}, 1, {1, 1}, "");    // one output channel
+  test::add_dynamic_conv_relu(mb, rng, "x", "a", {8, 3, 3, 3}, 0.0123f, 1, {1, 1}, "");
+  test::add_dynamic_conv_relu(mb, rng, "a", "b", {8, 8, 3, 3}, 0.0123f, 1, {1, 1}, "a");   // with a residual add
+  test::add_dynamic_conv_relu(mb, rng, "b", "c", {8, 1, 3, 3}, 0.0123f, 8, {2, 2}, "");    // depthwise, stride 2
+  test::add_dynamic_conv_relu(mb, rng, "c", "y", {1, 8, 3, 3}, 0.0123f, 1, {1, 1}, "");    // one output channel
   mb.output("y");
-  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {1, 3, 13, 17}, -2.0f, 3.0f)}, 0.0);
+  const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {1, 3, 13, 17}, -2.0f, 3.0f)}, 0.0);
   EXPECT_EQ(joined(ops), "DynQConv DynQConv DynQConv DynQConv");
 }
 
@@ -186,16 +149,16 @@ TEST(FusedGraph, DynamicMlpIsBitExactAndOneNode) {
   std::mt19937 rng(5);
   ModelBuilder mb;
   mb.input("x", DType::F32, {7, 6});
-  mb.initializer("mean", random_tensor(rng, {6})).initializer("std", random_tensor(rng, {6}, 0.5f, 2.0f));
+  mb.initializer("mean", test::random_f32(rng, {6})).initializer("std", test::random_f32(rng, {6}, 0.5f, 2.0f));
   mb.node("Sub", {"x", "mean"}, {"xs"});
   mb.node("Div", {"xs", "std"}, {"xn"});
   std::string cur = "xn";
   const int64_t widths[] = {6, 9, 4, 1};
   for (int l = 0; l < 3; ++l) {
     const std::string p = "l" + std::to_string(l) + "_";
-    mb.initializer(p + "w", random_int8(rng, {widths[l], widths[l + 1]})).initializer(p + "wz", Tensor::scalar<int8_t>(0));
+    mb.initializer(p + "w", test::random_int8(rng, {widths[l], widths[l + 1]})).initializer(p + "wz", Tensor::scalar<int8_t>(0));
     mb.initializer(p + "ws", Tensor::scalar<float>(0.01f * static_cast<float>(l + 1)));
-    mb.initializer(p + "b", random_tensor(rng, {widths[l + 1]}));
+    mb.initializer(p + "b", test::random_f32(rng, {widths[l + 1]}));
     mb.node("DynamicQuantizeLinear", {cur}, {p + "q", p + "s", p + "z"});
     mb.node("Mul", {p + "s", p + "ws"}, {p + "scale"});
     mb.node("MatMulInteger", {p + "q", p + "w", p + "z", p + "wz"}, {p + "acc"});
@@ -213,7 +176,7 @@ TEST(FusedGraph, DynamicMlpIsBitExactAndOneNode) {
   for (int64_t rows : {1, 7}) {
     Model m = mb.model;
     m.graph.inputs[0].dims[0].value = rows;
-    const auto ops = expect_fused_matches(m, {random_tensor(rng, {rows, 6}, -3.0f, 3.0f)}, 0.0);
+    const auto ops = expect_fused_matches(m, {test::random_f32(rng, {rows, 6}, -3.0f, 3.0f)}, 0.0);
     EXPECT_EQ(joined(ops), "Mlp Identity") << rows << " rows";
   }
 }
@@ -235,7 +198,7 @@ TEST(FusedGraph, QdqResidualAddIsBitExact) {
   mb.node("QuantizeLinear", {"s", "sy", "zy"}, {"qs"});
   mb.node("DequantizeLinear", {"qs", "sy", "zy"}, {"y"});
   mb.output("y");
-  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {2, 3, 33}, -3, 3), random_tensor(rng, {2, 3, 33}, -3, 3)}, 0.0);
+  const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {2, 3, 33}, -3, 3), test::random_f32(rng, {2, 3, 33}, -3, 3)}, 0.0);
   EXPECT_TRUE(contains(ops, "QAdd")) << joined(ops);
 }
 
@@ -257,7 +220,7 @@ TEST(FusedGraph, Fp32ConvChainWithMeanIsOneNode) {
     for (int i = 0; i < 5; ++i) {
       const L& l = layers[i];
       const std::string p = "l" + std::to_string(i);
-      mb.initializer(p + "w", random_tensor(rng, {l.m, l.cg, l.k, l.k})).initializer(p + "b", random_tensor(rng, {l.m}));
+      mb.initializer(p + "w", test::random_f32(rng, {l.m, l.cg, l.k, l.k})).initializer(p + "b", test::random_f32(rng, {l.m}));
       const int64_t pad = l.k / 2;
       mb.node("Conv", {cur, p + "w", p + "b"}, {p + "c"},
               {ints("pads", {pad, pad, pad, pad}), ints("strides", {l.s, l.s}), Attribute::make_int("group", l.g)});
@@ -269,7 +232,7 @@ TEST(FusedGraph, Fp32ConvChainWithMeanIsOneNode) {
     }
     mb.node("ReduceMean", {cur}, {"y"}, {ints("axes", {2, 3}), Attribute::make_int("keepdims", keepdims)});
     mb.output("y");
-    const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {2, 3, 19, 22})}, 1e-4);
+    const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {2, 3, 19, 22})}, 1e-4);
     EXPECT_EQ(joined(ops), "ConvChain") << "keepdims " << keepdims;
   }
 }
@@ -279,15 +242,15 @@ TEST(FusedGraph, DynamicConvChainIsBitExact) {
   for (int threads : {1, 3}) {
     ModelBuilder mb(18);
     mb.input("x", DType::F32, {1, 2, 17, 15});
-    add_dynamic_conv(mb, rng, "x", "a", {16, 2, 3, 3}, 1, {2, 2}, "");
-    add_dynamic_conv(mb, rng, "a", "b", {16, 1, 3, 3}, 16, {1, 1}, "");
-    add_dynamic_conv(mb, rng, "b", "c", {32, 16, 1, 1}, 1, {1, 1}, "");
-    add_dynamic_conv(mb, rng, "c", "d", {32, 1, 3, 3}, 32, {2, 2}, "");
-    add_dynamic_conv(mb, rng, "d", "e", {20, 32, 1, 1}, 1, {1, 1}, "");
+    test::add_dynamic_conv_relu(mb, rng, "x", "a", {16, 2, 3, 3}, 0.0123f, 1, {2, 2}, "");
+    test::add_dynamic_conv_relu(mb, rng, "a", "b", {16, 1, 3, 3}, 0.0123f, 16, {1, 1}, "");
+    test::add_dynamic_conv_relu(mb, rng, "b", "c", {32, 16, 1, 1}, 0.0123f, 1, {1, 1}, "");
+    test::add_dynamic_conv_relu(mb, rng, "c", "d", {32, 1, 3, 3}, 0.0123f, 32, {2, 2}, "");
+    test::add_dynamic_conv_relu(mb, rng, "d", "e", {20, 32, 1, 1}, 0.0123f, 1, {1, 1}, "");
     mb.initializer("axes", Tensor::from_vector<int64_t>({2}, {-1, -2}));
     mb.node("ReduceMean", {"e", "axes"}, {"y"});
     mb.output("y");
-    const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {1, 2, 17, 15}, -2.0f, 3.0f)}, 0.0, threads);
+    const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {1, 2, 17, 15}, -2.0f, 3.0f)}, 0.0, threads);
     EXPECT_EQ(joined(ops), "ConvChain");
   }
 }
@@ -303,7 +266,7 @@ void add_qdq_conv(ModelBuilder& mb, std::mt19937& rng, const std::string& xq, co
   std::vector<float> ws;
   std::uniform_real_distribution<float> sd(0.002f, 0.01f);
   for (int64_t i = 0; i < (per_channel ? m : 1); ++i) ws.push_back(sd(rng));
-  mb.initializer(p + "w", random_int8(rng, w_shape));
+  mb.initializer(p + "w", test::random_int8(rng, w_shape));
   if (per_channel)
     mb.initializer(p + "ws", Tensor::from_vector<float>({m}, ws)).initializer(p + "wz", Tensor::from_vector<int8_t>({m}, std::vector<int8_t>(static_cast<size_t>(m), 0)));
   else
@@ -352,7 +315,7 @@ TEST(FusedGraph, StaticConvChainIsBitExact) {
           mb.node("Identity", {"e"}, {"y"});
         }
         mb.output("y");
-        const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {2, 1, 21, 18}, -1.0f, 2.0f)}, 0.0);
+        const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {2, 1, 21, 18}, -1.0f, 2.0f)}, 0.0);
         // The input's QuantizeLinear, the layers and the mean tail in one node.
         EXPECT_EQ(joined(ops), mean ? "ConvChain" : "ConvChain Identity");
       }
@@ -366,15 +329,15 @@ TEST(FusedGraph, ConvChainsStopWhereTheKernelsDecline) {
   std::mt19937 rng(23);
   ModelBuilder mb;
   mb.input("x", DType::F32, {1, 8, 9, 9});
-  mb.initializer("w0", random_tensor(rng, {8, 1, 3, 3})).initializer("w1", random_tensor(rng, {16, 8, 1, 1}));
-  mb.initializer("w2", random_tensor(rng, {16, 8, 3, 3})).initializer("w3", random_tensor(rng, {16, 1, 3, 3}));
+  mb.initializer("w0", test::random_f32(rng, {8, 1, 3, 3})).initializer("w1", test::random_f32(rng, {16, 8, 1, 1}));
+  mb.initializer("w2", test::random_f32(rng, {16, 8, 3, 3})).initializer("w3", test::random_f32(rng, {16, 1, 3, 3}));
   mb.node("Conv", {"x", "w0"}, {"a"}, {ints("pads", {1, 1, 1, 1}), Attribute::make_int("group", 8)});
   mb.node("Conv", {"a", "w1"}, {"b"});
   mb.node("Conv", {"b", "w2"}, {"c"}, {ints("pads", {1, 1, 1, 1}), Attribute::make_int("group", 2)});
   mb.node("Conv", {"c", "w3"}, {"d"}, {ints("pads", {1, 1, 1, 1}), Attribute::make_int("group", 16)});
   mb.node("Add", {"d", "c"}, {"y"});
   mb.output("y");
-  const auto ops = expect_fused_matches(mb.model, {random_tensor(rng, {1, 8, 9, 9})}, 1e-4);
+  const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {1, 8, 9, 9})}, 1e-4);
   EXPECT_EQ(joined(ops), "ConvChain FusedConv FusedConv") << joined(ops);
 }
 
@@ -403,11 +366,11 @@ TEST(FusedGraph, ThreadsGiveTheSameResult) {
   std::mt19937 rng(7);
   ModelBuilder mb;
   mb.input("x", DType::F32, {1, 16, 40, 37});
-  mb.initializer("w", random_tensor(rng, {16, 16, 3, 3})).initializer("b", random_tensor(rng, {16}));
+  mb.initializer("w", test::random_f32(rng, {16, 16, 3, 3})).initializer("b", test::random_f32(rng, {16}));
   mb.node("Conv", {"x", "w", "b"}, {"c"}, {ints("pads", {1, 1, 1, 1})});
   mb.node("Relu", {"c"}, {"y"});
   mb.output("y");
-  const std::vector<Tensor> feeds = {random_tensor(rng, {1, 16, 40, 37})};
+  const std::vector<Tensor> feeds = {test::random_f32(rng, {1, 16, 40, 37})};
   SessionOptions one, three;
   three.threads = 3;
   Session s1(mb.model, one), s3(mb.model, three);
@@ -446,7 +409,7 @@ TEST(FusedGraph, RealModelsMatchTheirUnfusedGraphs) {
       if (in.dims.size() == 4) in.dims[2].value = in.dims[3].value = 64;  // keep the image models quick
       Shape shape;
       for (const Dim& d : in.dims) shape.push_back(d.known() ? d.value : 1);
-      feeds.push_back(random_tensor(rng, shape, 0.0f, 1.0f));
+      feeds.push_back(test::random_f32(rng, shape, 0.0f, 1.0f));
     }
     const auto ops = expect_fused_matches(m, feeds, c.tol);
     EXPECT_TRUE(contains(ops, c.must_have)) << joined(ops);

@@ -28,15 +28,10 @@
 #include "kernels/ref/qconv_ref.h"
 #include "kernels/ref/qgemm_ref.h"
 #include "kernels/ref/qlinear_ref.h"
+#include "require_isa.h"
 
 namespace tinyq::kernels {
 namespace {
-
-#define REQUIRE_ISA(isa)                                                               \
-  do {                                                                                 \
-    std::string why_;                                                                  \
-    if (!isa_usable(isa, &why_)) GTEST_SKIP() << isa_name(isa) << " path skipped: " << why_; \
-  } while (0)
 
 // One convolution case: N, C, H, W, M, kernel h/w, stride h/w, dilation h/w, pads
 // (top, left, bottom, right), group; H = 0 marks a 1-D convolution over W.

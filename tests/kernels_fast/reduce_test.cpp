@@ -14,6 +14,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/reduce.h"
+#include "require_isa.h"
 
 namespace tinyq::kernels {
 namespace {
@@ -50,8 +51,7 @@ TEST(FiniteMinMax, ReferenceSkipsAndCountsNonFinite) {
 }
 
 TEST(FiniteMinMax, Avx512MatchesReference) {
-  std::string why;
-  if (!isa_usable(Isa::Avx512, &why)) GTEST_SKIP() << "avx512 path skipped: " << why;
+  REQUIRE_ISA(Isa::Avx512);
   const float inf = std::numeric_limits<float>::infinity();
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 3.0f);

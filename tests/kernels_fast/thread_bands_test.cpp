@@ -22,53 +22,16 @@ namespace {
 
 using test::ModelBuilder;
 
-Tensor band_random_f32(std::mt19937& rng, const Shape& shape, float lo, float hi) {
-  Tensor t(DType::F32, shape);
-  std::uniform_real_distribution<float> d(lo, hi);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
-  return t;
-}
-
-Tensor band_random_i8(std::mt19937& rng, const Shape& shape) {
-  Tensor t(DType::I8, shape);
-  std::uniform_int_distribution<int> d(-127, 127);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<int8_t>()[i] = static_cast<int8_t>(d(rng));
-  return t;
-}
-
-// DynamicQuantizeLinear -> ConvInteger (3x3, pads 1) -> Cast -> Mul -> Add(B) [-> Add(res)] -> Relu,
-// as ONNX Runtime's quantize_dynamic writes it.
-void add_band_conv(ModelBuilder& mb, std::mt19937& rng, const std::string& x, const std::string& y, const Shape& w_shape,
-                   const std::string& residual) {
-  const std::string p = y + "_";
-  mb.initializer(p + "w", band_random_i8(rng, w_shape)).initializer(p + "wz", Tensor::scalar<int8_t>(0));
-  mb.initializer(p + "ws", Tensor::scalar<float>(0.0071f))
-      .initializer(p + "b", band_random_f32(rng, {1, w_shape[0], 1, 1}, -1.0f, 1.0f));
-  mb.node("DynamicQuantizeLinear", {x}, {p + "q", p + "s", p + "z"});
-  mb.node("Mul", {p + "s", p + "ws"}, {p + "scale"});
-  mb.node("ConvInteger", {p + "q", p + "w", p + "z", p + "wz"}, {p + "acc"},
-          {Attribute::make_ints("pads", {1, 1, 1, 1})});
-  mb.node("Cast", {p + "acc"}, {p + "f"}, {Attribute::make_int("to", 1)});
-  mb.node("Mul", {p + "f", p + "scale"}, {p + "scaled"});
-  mb.node("Add", {p + "scaled", p + "b"}, {p + "biased"});
-  std::string cur = p + "biased";
-  if (!residual.empty()) {
-    mb.node("Add", {cur, residual}, {p + "res"});
-    cur = p + "res";
-  }
-  mb.node("Relu", {cur}, {y});
-}
-
 TEST(ThreadBands, DynamicIntegerConvsGiveTheSameBitsOnAnyThreadCount) {
   std::mt19937 rng(11);
   const Shape in_shape{1, 16, 181, 179};
   ModelBuilder mb;
   mb.input("x", DType::F32, in_shape);
-  add_band_conv(mb, rng, "x", "a", {16, 16, 3, 3}, "");
-  add_band_conv(mb, rng, "a", "b", {16, 16, 3, 3}, "a");  // with a residual add
-  add_band_conv(mb, rng, "b", "y", {1, 16, 3, 3}, "");    // one output channel
+  test::add_dynamic_conv_relu(mb, rng, "x", "a", {16, 16, 3, 3}, 0.0071f, 1, {1, 1}, "");
+  test::add_dynamic_conv_relu(mb, rng, "a", "b", {16, 16, 3, 3}, 0.0071f, 1, {1, 1}, "a");  // with a residual add
+  test::add_dynamic_conv_relu(mb, rng, "b", "y", {1, 16, 3, 3}, 0.0071f, 1, {1, 1}, "");    // one output channel
   mb.output("y");
-  const std::vector<Tensor> feeds = {band_random_f32(rng, in_shape, -2.0f, 3.0f)};
+  const std::vector<Tensor> feeds = {test::random_f32(rng, in_shape, -2.0f, 3.0f)};
   SessionOptions plain_opts;
   plain_opts.optimize = false;
   const Tensor want = Session(mb.model, plain_opts).run(feeds)[0];

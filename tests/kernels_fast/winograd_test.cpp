@@ -31,6 +31,7 @@
 #include "kernels/fast/conv_winograd.h"
 #include "kernels/fast/select.h"
 #include "kernels/ref/conv_ref.h"
+#include "require_isa.h"
 
 namespace tinyq::kernels {
 namespace {
@@ -114,8 +115,7 @@ int64_t out_numel(const ConvParams& p) { return p.batch * p.out_channels * p.out
 
 TEST_P(Winograd, MatchesReferenceWithEpilogues) {
   const Param prm = GetParam();
-  std::string why;
-  if (!isa_usable(prm.isa, &why)) GTEST_SKIP() << isa_name(prm.isa) << " path skipped: " << why;
+  REQUIRE_ISA(prm.isa);
   const double eps = std::ldexp(1.0, -24);
   const double factor = prm.tile == 2 ? 4.0 : 32.0;  // 0: either tile, per case
   std::mt19937 rng(11);
@@ -185,8 +185,7 @@ TEST_P(Winograd, MatchesReferenceWithEpilogues) {
 // Geometries Winograd does not take go to the direct kernel inside the same object.
 TEST_P(Winograd, OtherStridesUseTheDirectKernel) {
   const Param prm = GetParam();
-  std::string why;
-  if (!isa_usable(prm.isa, &why)) GTEST_SKIP() << isa_name(prm.isa) << " path skipped: " << why;
+  REQUIRE_ISA(prm.isa);
   std::mt19937 rng(5);
   std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   ConvParams p = params_of({2, 8, 8, 11, 13, 1, 1, 1, 1});

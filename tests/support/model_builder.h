@@ -5,6 +5,7 @@
 // Builds small ONNX models in tests (one op, or a short chain) so each op can be checked
 // against ONNX Runtime on the same file.
 
+#include <random>
 #include <string>
 #include <vector>
 
@@ -55,5 +56,46 @@ struct ModelBuilder {
     return *this;
   }
 };
+
+/// Uniform float32 values in [lo, hi).
+inline Tensor random_f32(std::mt19937& rng, const Shape& shape, float lo = -1.0f, float hi = 1.0f) {
+  Tensor t(DType::F32, shape);
+  std::uniform_real_distribution<float> d(lo, hi);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<float>()[i] = d(rng);
+  return t;
+}
+
+/// Uniform int8 values in [-127, 127] (symmetric weights, as the quantisers write them).
+inline Tensor random_int8(std::mt19937& rng, const Shape& shape) {
+  Tensor t(DType::I8, shape);
+  std::uniform_int_distribution<int> d(-127, 127);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int8_t>()[i] = static_cast<int8_t>(d(rng));
+  return t;
+}
+
+/// A convolution as ONNX Runtime's quantize_dynamic writes it, with random int8 weights
+/// (w_shape, scale w_scale) and a random bias [1, M, 1, 1]: DynamicQuantizeLinear ->
+/// ConvInteger (pads 1) -> Cast -> Mul -> Add(bias) [-> Add(residual)] -> Relu, writing y.
+inline void add_dynamic_conv_relu(ModelBuilder& mb, std::mt19937& rng, const std::string& x, const std::string& y,
+                                  const Shape& w_shape, float w_scale, int64_t group = 1,
+                                  std::vector<int64_t> strides = {1, 1}, const std::string& residual = "") {
+  const std::string p = y + "_";
+  mb.initializer(p + "w", random_int8(rng, w_shape)).initializer(p + "wz", Tensor::scalar<int8_t>(0));
+  mb.initializer(p + "ws", Tensor::scalar<float>(w_scale)).initializer(p + "b", random_f32(rng, {1, w_shape[0], 1, 1}));
+  mb.node("DynamicQuantizeLinear", {x}, {p + "q", p + "s", p + "z"});
+  mb.node("Mul", {p + "s", p + "ws"}, {p + "scale"});
+  mb.node("ConvInteger", {p + "q", p + "w", p + "z", p + "wz"}, {p + "acc"},
+          {Attribute::make_ints("pads", {1, 1, 1, 1}), Attribute::make_ints("strides", std::move(strides)),
+           Attribute::make_int("group", group)});
+  mb.node("Cast", {p + "acc"}, {p + "f"}, {Attribute::make_int("to", 1)});
+  mb.node("Mul", {p + "f", p + "scale"}, {p + "scaled"});
+  mb.node("Add", {p + "scaled", p + "b"}, {p + "biased"});
+  std::string cur = p + "biased";
+  if (!residual.empty()) {
+    mb.node("Add", {cur, residual}, {p + "res"});
+    cur = p + "res";
+  }
+  mb.node("Relu", {cur}, {y});
+}
 
 }  // namespace tinyq::test

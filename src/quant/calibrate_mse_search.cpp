@@ -3,14 +3,12 @@
 #include "quant/calibrate_mse_search.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
-#include <exception>
-#include <thread>
 
 #include "common/qmath.h"
 #include "graph/graph_edit.h"
 #include "quant/calibrate_range.h"
+#include "quant/calibrate_workers.h"
 #include "tinyq/error.h"
 #include "tinyq/session.h"
 
@@ -114,28 +112,6 @@ double output_mse(Session& session, const std::vector<NamedTensors>& feeds, cons
   return count ? sum / static_cast<double>(count) : 0.0;
 }
 
-// Calls fn(i) for i in [0, n) on up to `workers` threads; the first exception is rethrown.
-template <typename Fn>
-void parallel_for(int64_t n, int workers, const Fn& fn) {
-  std::atomic<int64_t> next{0};
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(std::max(workers, 1)));
-  auto work = [&](int w) {
-    try {
-      for (int64_t i = next++; i < n; i = next++) fn(i);
-    } catch (...) {
-      errors[static_cast<size_t>(w)] = std::current_exception();
-      next = n;
-    }
-  };
-  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(workers, n)));
-  std::vector<std::thread> pool;
-  for (int w = 1; w < threads; ++w) pool.emplace_back(work, w);
-  work(0);
-  for (auto& t : pool) t.join();
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
-}
-
 // Graph inputs first, then node outputs in graph order: a tensor is decided before the ones
 // computed from it.
 std::vector<std::string> in_graph_order(const Model& model, const std::map<std::string, TensorStats>& stats) {
@@ -199,11 +175,13 @@ std::map<std::string, Range> mse_output_search(const Model& model, const Calibra
     const std::vector<Range>& cands = candidates.at(tensor);
     if (cands.size() > 1) {
       std::vector<double> score(cands.size());
-      parallel_for(static_cast<int64_t>(cands.size()), workers, [&](int64_t c) {
-        std::map<std::string, Range> trial = decided;
-        trial[tensor] = cands[static_cast<size_t>(c)];
-        Session session(with_fake_quant(model, trial));
-        score[static_cast<size_t>(c)] = output_mse(session, feeds, refs);
+      run_workers(static_cast<int64_t>(cands.size()), workers, [&](int, auto& next) {
+        for (int64_t c = next(); c >= 0; c = next()) {
+          std::map<std::string, Range> trial = decided;
+          trial[tensor] = cands[static_cast<size_t>(c)];
+          Session session(with_fake_quant(model, trial));
+          score[static_cast<size_t>(c)] = output_mse(session, feeds, refs);
+        }
       });
       // Ties (within rounding) go to the earlier candidate: the tensor-level optimum first.
       size_t best = 0;

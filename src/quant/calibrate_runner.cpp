@@ -6,8 +6,6 @@
 // and its own collectors, merged at the end.
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
 #include <map>
 #include <set>
 #include <thread>
@@ -15,6 +13,7 @@
 #include "quant/calibrate_collect.h"
 #include "quant/calibrate_mse_search.h"
 #include "quant/calibrate_range.h"
+#include "quant/calibrate_workers.h"
 #include "tinyq/calibrate.h"
 #include "tinyq/error.h"
 #include "tinyq/session.h"
@@ -44,38 +43,21 @@ int worker_count(const CalibrationOptions& options, int64_t samples) {
 template <typename Collect>
 void run_samples(const Model& model, const std::vector<std::string>& observed, const CalibrationSource& source,
                  int workers, std::vector<PassState>& states, const Collect& collect) {
-  const int64_t n = source.size();
-  std::atomic<int64_t> next{0};
-  std::vector<std::exception_ptr> errors(static_cast<size_t>(workers));
-  auto work = [&](int w) {
-    try {
-      PassState& state = states[static_cast<size_t>(w)];
-      SessionOptions options;
-      options.observe = observed;
-      options.on_tensor = [&](const std::string& name, const Tensor& value) { collect(state, name, value); };
-      Session session(model, options);
-      for (int64_t i = next++; i < n; i = next++) {
-        NamedTensors feeds = source.sample(i);
-        try {
-          session.run(feeds);
-        } catch (const Error& e) {
-          throw Error("calibration sample " + std::to_string(i), e.message());
-        }
+  quant::run_workers(source.size(), workers, [&](int w, auto& next) {
+    PassState& state = states[static_cast<size_t>(w)];
+    SessionOptions options;
+    options.observe = observed;
+    options.on_tensor = [&](const std::string& name, const Tensor& value) { collect(state, name, value); };
+    Session session(model, options);
+    for (int64_t i = next(); i >= 0; i = next()) {
+      NamedTensors feeds = source.sample(i);
+      try {
+        session.run(feeds);
+      } catch (const Error& e) {
+        throw Error("calibration sample " + std::to_string(i), e.message());
       }
-    } catch (...) {
-      errors[static_cast<size_t>(w)] = std::current_exception();
-      next = n;  // the others stop early
     }
-  };
-  if (workers == 1) {
-    work(0);
-  } else {
-    std::vector<std::thread> threads;
-    for (int w = 0; w < workers; ++w) threads.emplace_back(work, w);
-    for (auto& t : threads) t.join();
-  }
-  for (auto& e : errors)
-    if (e) std::rethrow_exception(e);
+  });
 }
 
 }  // namespace

@@ -3,8 +3,6 @@
 
 // The tinyq command line: argument parsing and printing only; the work is in the library.
 
-#include <malloc.h>
-
 #include <iostream>
 #include <map>
 
@@ -73,13 +71,6 @@ const std::vector<std::string>& command_line() { return g_command_line; }
 }  // namespace tinyq::cli
 
 int main(int argc, char** argv) {
-  // Activations of a few MiB are freed and allocated again on every run. glibc would give
-  // each one back to the kernel (mmap/munmap, heap trims, and whole per-thread heaps deleted
-  // when they empty) and fault its pages in anew: ~130k page faults and a fifth of the CPU time
-  // of a 2-worker calibration. One arena that keeps such blocks does not (~40k faults).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);  // glibc's largest (HEAP_MAX_SIZE / 2)
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-  mallopt(M_ARENA_MAX, 1);
   try {
     return tinyq::cli::main_impl(argc, argv);
   } catch (const tinyq::Error& e) {

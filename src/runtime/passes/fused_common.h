@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <limits>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "runtime/broadcast.h"
@@ -62,6 +63,24 @@ inline Tensor add_broadcast(const Tensor& y, const Tensor& r, const Activation& 
   });
   apply_activation(po, out.numel(), a);
   return out;
+}
+
+/// The sub-graph a program op (Mlp, ConvChain) runs, and its constants by name: every input
+/// but X (input 0) must be constant; the op is refused otherwise.
+struct FusedProgram {
+  const Graph* graph = nullptr;
+  std::unordered_map<std::string, const Tensor*> consts;
+};
+inline FusedProgram fused_program(const OpContext& ctx) {
+  const Attribute* prog = ctx.node.find_attr("program");
+  if (!prog || prog->kind != Attribute::Kind::Graph || !prog->g) ctx.fail("needs its program");
+  FusedProgram p;
+  p.graph = prog->g.get();
+  for (size_t i = 1; i < ctx.node.inputs.size(); ++i) {
+    if (!ctx.constant(i)) ctx.fail("input " + std::to_string(i) + " must be constant");
+    p.consts[ctx.node.inputs[i]] = ctx.constant(i);
+  }
+  return p;
 }
 
 }  // namespace tinyq::rt::passes

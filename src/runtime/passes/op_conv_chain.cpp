@@ -19,6 +19,7 @@
 #include "kernels/fast/conv_chain.h"
 #include "kernels/fast/thread_pool.h"
 #include "runtime/ops/op_support.h"
+#include "runtime/ops/quant_support.h"
 #include "runtime/passes/fused_common.h"
 #include "runtime/passes/passes.h"
 
@@ -26,7 +27,16 @@ namespace tinyq::rt::passes {
 
 namespace {
 
-bool is_8bit(DType t) { return t == DType::U8 || t == DType::I8; }
+using quant::is_8bit;
+
+// The fused activation of a FusedConv / DynQConv layer as the chain's clamp.
+void set_activation(const Node& n, int64_t opset, kernels::ChainLayerDesc* l) {
+  OpContext sub{n, opset, {}};
+  const Activation a = parse_activation(sub);
+  l->clamp = a.on;
+  l->lo = a.lo;
+  l->hi = a.hi;
+}
 
 // The geometry attributes of a 2-D convolution node whose weights are `w` [M, C/group, kh, kw];
 // explicit pads only (auto_pad NOTSET or VALID).
@@ -59,13 +69,8 @@ void parse_geometry(const Node& n, const Tensor& w, kernels::ChainLayerDesc* l) 
 class ConvChainOp final : public Op {
  public:
   explicit ConvChainOp(const OpContext& ctx) {
-    const Attribute* prog = ctx.node.find_attr("program");
-    if (!prog || prog->kind != Attribute::Kind::Graph || !prog->g) ctx.fail("needs its program");
-    std::unordered_map<std::string, const Tensor*> consts;
-    for (size_t i = 1; i < ctx.node.inputs.size(); ++i) {
-      if (!ctx.constant(i)) ctx.fail("input " + std::to_string(i) + " must be constant");
-      consts[ctx.node.inputs[i]] = ctx.constant(i);
-    }
+    const FusedProgram prog = fused_program(ctx);
+    const auto& consts = prog.consts;
     auto constant = [&](const Node& n, size_t i) -> const Tensor* {
       if (!n.has_input(i)) return nullptr;
       auto it = consts.find(n.inputs[i]);
@@ -77,7 +82,7 @@ class ConvChainOp final : public Op {
       return *t;
     };
     kernels::ChainDesc d;
-    const std::vector<Node>& nodes = prog->g->nodes;
+    const std::vector<Node>& nodes = prog.graph->nodes;
     try {
       size_t i = 0;
       // A leading QuantizeLinear (static chains of a float input): per tensor, constant.
@@ -113,11 +118,7 @@ class ConvChainOp final : public Op {
             fl = per_axis_values(need(n, 2, "B"), l.out_channels, "B");
             l.bias = fl.data();
           }
-          OpContext sub{n, ctx.opset, {}};
-          const Activation a = parse_activation(sub);
-          l.clamp = a.on;
-          l.lo = a.lo;
-          l.hi = a.hi;
+          set_activation(n, ctx.opset, &l);
         } else if (is_fused(n) && n.op_type == "DynQConv") {
           if (!d.layers.empty() && d.kind != kernels::ChainKind::Dynamic) throw Error(n.label(), "mixes chain kinds");
           d.kind = kernels::ChainKind::Dynamic;
@@ -137,11 +138,7 @@ class ConvChainOp final : public Op {
             std::copy(b.begin(), b.end(), fl.begin());
             l.bias = fl.data();
           }
-          OpContext sub{n, ctx.opset, {}};
-          const Activation a = parse_activation(sub);
-          l.clamp = a.on;
-          l.lo = a.lo;
-          l.hi = a.hi;
+          set_activation(n, ctx.opset, &l);
         } else if (!is_fused(n) && n.op_type == "QLinearConv") {
           if (!d.layers.empty() && d.kind != kernels::ChainKind::Static) throw Error(n.label(), "mixes chain kinds");
           d.kind = kernels::ChainKind::Static;

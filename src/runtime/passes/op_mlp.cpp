@@ -69,15 +69,10 @@ void elementwise(const Step& s, const float* x, float* dst, int64_t rows, int64_
 class MlpOp final : public Op {
  public:
   explicit MlpOp(const OpContext& ctx) {
-    const Attribute* prog = ctx.node.find_attr("program");
-    if (!prog || prog->kind != Attribute::Kind::Graph || !prog->g) ctx.fail("needs its program");
-    std::unordered_map<std::string, const Tensor*> consts;
-    for (size_t i = 1; i < ctx.node.inputs.size(); ++i) {
-      if (!ctx.constant(i)) ctx.fail("input " + std::to_string(i) + " must be constant");
-      consts[ctx.node.inputs[i]] = ctx.constant(i);
-    }
+    const FusedProgram prog = fused_program(ctx);
+    const auto& consts = prog.consts;
     int64_t width = -1;  // row width at this point of the chain, -1 while unknown
-    for (const Node& n : prog->g->nodes) {
+    for (const Node& n : prog.graph->nodes) {
       Step s;
       if (n.op_type == "FusedGemm" || n.op_type == "DynQMatMul") {
         OpContext sub{n, ctx.opset, {}};

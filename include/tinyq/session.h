@@ -2,6 +2,7 @@
 // SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -12,6 +13,14 @@
 #include "tinyq/tensor.h"
 
 namespace tinyq {
+
+/// A watched float tensor's range, measured as it was written (SessionOptions::on_range): the
+/// minimum and maximum of its finite values (+inf / -inf when it has none) and how many values
+/// were NaN or infinite.
+struct ObservedRange {
+  float min = 0.0f, max = 0.0f;
+  int64_t nonfinite = 0;
+};
 
 struct SessionOptions {
   int threads = 1;
@@ -25,6 +34,11 @@ struct SessionOptions {
   /// is handed over at the start of a run, a watched constant on every run.
   std::vector<std::string> observe;
   std::function<void(const std::string& name, const Tensor& value)> on_tensor;
+  /// Optional: watched float tensors that an op computes go here instead of to on_tensor, with
+  /// their range folded in by the op while it wrote them, still in cache (calibration's min/max
+  /// pass needs no second pass over each activation). Graph inputs, constants and other element
+  /// types still go to on_tensor.
+  std::function<void(const std::string& name, const Tensor& value, const ObservedRange& range)> on_range;
 };
 
 /// An inference session over one model: load once, run many times. Every op is checked when the

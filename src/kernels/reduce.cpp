@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "kernels/dispatch.h"
 
@@ -27,29 +28,50 @@ int64_t finite_minmax_f32_ref(const float* src, int64_t n, float* lo, float* hi)
   return nonfinite;
 }
 
+int64_t finite_minmax_rows_f32_ref(const RowSet& set, float* lo, float* hi) {
+  int64_t nonfinite = 0;
+  for (int64_t i = 0; i < set.outer; ++i)
+    for (int64_t j = 0; j < set.rows; ++j)
+      nonfinite += finite_minmax_f32_ref(set.src + i * set.outer_stride + j * set.stride, set.len, lo, hi);
+  return nonfinite;
+}
+
 namespace {
 
 using MinMaxFn = int64_t (*)(const float*, int64_t, float*, float*);
+using MinMaxRowsFn = int64_t (*)(const RowSet&, float*, float*);
 
-MinMaxFn choose_finite_minmax() {
 #if defined(TINYQ_X86_KERNELS)
+// The AVX-512 pair where usable, else the scalar references.
+bool use_avx512() {
   std::string why;
-  if (isa_usable(Isa::Avx512, &why)) {
-    if (dispatch_verbose()) report_choice("finite_minmax_f32", "calibration observer", "finite_minmax_f32_avx512", {});
-    return finite_minmax_f32_avx512;
-  }
+  const bool usable = isa_usable(Isa::Avx512, &why);
   if (dispatch_verbose())
-    report_choice("finite_minmax_f32", "calibration observer", "finite_minmax_f32_ref",
-                  {"finite_minmax_f32_avx512: " + why});
-#endif
-  return finite_minmax_f32_ref;
+    report_choice("finite_minmax_f32", "calibration observer",
+                  usable ? "finite_minmax_f32_avx512" : "finite_minmax_f32_ref",
+                  usable ? std::vector<std::string>{} : std::vector<std::string>{"finite_minmax_f32_avx512: " + why});
+  return usable;
 }
+#endif
 
 }  // namespace
 
 int64_t finite_minmax_f32(const float* src, int64_t n, float* lo, float* hi) {
-  static const MinMaxFn fn = choose_finite_minmax();
+#if defined(TINYQ_X86_KERNELS)
+  static const MinMaxFn fn = use_avx512() ? finite_minmax_f32_avx512 : finite_minmax_f32_ref;
+#else
+  static const MinMaxFn fn = finite_minmax_f32_ref;
+#endif
   return fn(src, n, lo, hi);
+}
+
+int64_t finite_minmax_rows_f32(const RowSet& set, float* lo, float* hi) {
+#if defined(TINYQ_X86_KERNELS)
+  static const MinMaxRowsFn fn = use_avx512() ? finite_minmax_rows_f32_avx512 : finite_minmax_rows_f32_ref;
+#else
+  static const MinMaxRowsFn fn = finite_minmax_rows_f32_ref;
+#endif
+  return fn(set, lo, hi);
 }
 
 }  // namespace tinyq::kernels

@@ -7,6 +7,7 @@
 // computing it.
 
 #include <cstdint>
+#include <limits>
 
 namespace tinyq::kernels {
 
@@ -15,7 +16,36 @@ namespace tinyq::kernels {
 /// where usable, see dispatch.h), else the scalar reference.
 int64_t finite_minmax_f32(const float* src, int64_t n, float* lo, float* hi);
 
+/// A running finite range: what finite_minmax_f32 folds, with its count of NaN / infinite values.
+/// Kernels that write a tensor block by block fold each block while it is still in cache
+/// (ConvF32Epilogue::range), so calibration's observer needs no pass over the tensor afterwards.
+/// A 2-D set of equal rows: row (i, j) of `len` values at src + i * outer_stride + j * stride,
+/// for i < outer, j < rows (an output block of a convolution: channels x rows of a plane).
+struct RowSet {
+  const float* src = nullptr;
+  int64_t outer = 1, outer_stride = 0, rows = 1, stride = 0, len = 0;
+};
+
+/// finite_minmax_f32 over every row of the set, with one running state for the whole set
+/// (short rows each paid a reduction and a call of their own).
+int64_t finite_minmax_rows_f32(const RowSet& set, float* lo, float* hi);
+
+struct FiniteRange {
+  float lo = std::numeric_limits<float>::infinity();
+  float hi = -std::numeric_limits<float>::infinity();
+  int64_t nonfinite = 0;
+  void fold(const float* src, int64_t n) { nonfinite += finite_minmax_f32(src, n, &lo, &hi); }
+  void fold(const RowSet& set) { nonfinite += finite_minmax_rows_f32(set, &lo, &hi); }
+  void merge(const FiniteRange& o) {
+    lo = o.lo < lo ? o.lo : lo;
+    hi = o.hi > hi ? o.hi : hi;
+    nonfinite += o.nonfinite;
+  }
+};
+
 int64_t finite_minmax_f32_ref(const float* src, int64_t n, float* lo, float* hi);
 int64_t finite_minmax_f32_avx512(const float* src, int64_t n, float* lo, float* hi);
+int64_t finite_minmax_rows_f32_ref(const RowSet& set, float* lo, float* hi);
+int64_t finite_minmax_rows_f32_avx512(const RowSet& set, float* lo, float* hi);
 
 }  // namespace tinyq::kernels

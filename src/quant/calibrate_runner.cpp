@@ -6,6 +6,7 @@
 // and its own collectors, merged at the end.
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <set>
 #include <thread>
@@ -38,16 +39,25 @@ int worker_count(const CalibrationOptions& options, int64_t samples) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, samples)));
 }
 
+using CollectRange = std::function<void(PassState&, const std::string&, const Tensor&, const ObservedRange&)>;
+
 // Runs every sample through per-worker sessions; `collect` sees each observed tensor (graph
-// inputs included) as soon as the session has it, while it is still in cache.
+// inputs included) as soon as the session has it, while it is still in cache. With
+// `collect_range`, the float tensors ops compute go there instead, with the range the op
+// measured as it wrote them (no pass over the tensor).
 template <typename Collect>
 void run_samples(const Model& model, const std::vector<std::string>& observed, const CalibrationSource& source,
-                 int workers, std::vector<PassState>& states, const Collect& collect) {
+                 int workers, std::vector<PassState>& states, const Collect& collect,
+                 const CollectRange& collect_range = nullptr) {
   quant::run_workers(source.size(), workers, [&](int w, auto& next) {
     PassState& state = states[static_cast<size_t>(w)];
     SessionOptions options;
     options.observe = observed;
     options.on_tensor = [&](const std::string& name, const Tensor& value) { collect(state, name, value); };
+    if (collect_range)
+      options.on_range = [&](const std::string& name, const Tensor& value, const ObservedRange& range) {
+        collect_range(state, name, value, range);
+      };
     Session session(model, options);
     for (int64_t i = next(); i >= 0; i = next()) {
       NamedTensors feeds = source.sample(i);
@@ -100,10 +110,21 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
 
   // Pass 1: min/max (and the dtype each tensor turned out to have).
   std::vector<PassState> states(static_cast<size_t>(workers));
-  run_samples(model, observed, source, workers, states, [&](PassState& st, const std::string& name, const Tensor& t) {
-    st.dtypes.emplace(name, t.dtype());
-    if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
-  });
+  run_samples(
+      model, observed, source, workers, states,
+      [&](PassState& st, const std::string& name, const Tensor& t) {
+        st.dtypes.emplace(name, t.dtype());
+        if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
+      },
+      [&](PassState& st, const std::string& name, const Tensor& t, const ObservedRange& r) {
+        st.dtypes.emplace(name, t.dtype());
+        quant::MinMaxCollector measured;
+        measured.min = r.min;
+        measured.max = r.max;
+        measured.nonfinite = r.nonfinite;
+        measured.count = t.numel() - r.nonfinite;
+        st.minmax[name].merge(measured);
+      });
   PassState merged;
   for (auto& st : states) {
     for (auto& kv : st.dtypes) merged.dtypes.emplace(kv.first, kv.second);

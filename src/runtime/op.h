@@ -14,6 +14,7 @@
 #include <memory>
 #include <vector>
 
+#include "kernels/reduce.h"
 #include "tinyq/error.h"
 #include "tinyq/model.h"
 #include "tinyq/tensor.h"
@@ -38,6 +39,10 @@ class Op {
   virtual ~Op() = default;
   /// Fills outputs (already sized to the node's output count).
   virtual void run(const OpInputs& inputs, std::vector<Tensor>& outputs) = 0;
+  /// run(), and the finite range of output 0 (a float tensor) folded into *range: calibration
+  /// watches activations this way. Ops whose kernels write in cache-sized blocks fold each
+  /// block as it is written (FusedConv); the default makes a pass over the output afterwards.
+  virtual void run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, kernels::FiniteRange* range);
 };
 
 using OpFactory = std::unique_ptr<Op> (*)(const OpContext&);

@@ -140,9 +140,14 @@ struct Session::Impl {
     }
   }
 
-  static void run_step(Step& step, const rt::OpInputs& in, std::vector<Tensor>& out) {
+  // range: also measure output 0's range (SessionOptions::on_range), or null.
+  static void run_step(Step& step, const rt::OpInputs& in, std::vector<Tensor>& out,
+                       kernels::FiniteRange* range = nullptr) {
     try {
-      step.op->run(in, out);
+      if (range)
+        step.op->run_measured(in, out, range);
+      else
+        step.op->run(in, out);
     } catch (const Error& e) {
       if (e.subject() == step.node->label()) throw;
       throw Error(step.node->label(), e.message());
@@ -231,20 +236,28 @@ struct Session::Impl {
       in.clear();
       for (int s : step.inputs) in.push_back(s >= 0 ? &values[s] : nullptr);
       out.assign(step.outputs.size(), Tensor());
+      const int first = step.outputs.empty() ? -1 : step.outputs.front();
+      kernels::FiniteRange range;
+      kernels::FiniteRange* measure = options.on_range && first >= 0 && observed_name[first] ? &range : nullptr;
       if (profile_enabled()) {
         const auto t0 = std::chrono::steady_clock::now();
-        run_step(step, in, out);
+        run_step(step, in, out, measure);
         step_ns.resize(steps.size());
         step_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
         if (i + 1 == steps.size()) ++profiled_runs;
       } else {
-        run_step(step, in, out);
+        run_step(step, in, out, measure);
       }
       for (size_t k = 0; k < out.size(); ++k)
         if (step.outputs[k] >= 0) values[step.outputs[k]] = std::move(out[k]);
-      if (options.on_tensor)
-        for (int s : step.outputs)
-          if (s >= 0 && observed_name[s]) options.on_tensor(*observed_name[s], values[s]);
+      for (size_t k = 0; k < step.outputs.size(); ++k) {
+        const int s = step.outputs[k];
+        if (s < 0 || !observed_name[s]) continue;
+        if (k == 0 && measure && values[s].dtype() == DType::F32)
+          options.on_range(*observed_name[s], values[s], ObservedRange{range.lo, range.hi, range.nonfinite});
+        else if (options.on_tensor)
+          options.on_tensor(*observed_name[s], values[s]);
+      }
       // Free intermediates after their last reader (constants stay shared with `constants`).
       for (int s : step.inputs)
         if (s >= 0 && last_use[s] == static_cast<int>(i) && !is_constant[s]) values[s] = Tensor();

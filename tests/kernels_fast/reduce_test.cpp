@@ -75,5 +75,37 @@ TEST(FiniteMinMax, Avx512MatchesReference) {
   }
 }
 
+// The row-set version (an output block: channels x rows of a plane) against the reference, for
+// row lengths around the vector width, with gaps between rows that hold values it must not read
+// as part of the set, and with non-finite values in one row's masked tail.
+TEST(FiniteMinMax, RowSetsMatchReference) {
+  REQUIRE_ISA(Isa::Avx512);
+  const float inf = std::numeric_limits<float>::infinity();
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.0f, 3.0f);
+  for (int64_t len : {1, 7, 16, 17, 31, 32, 33, 50, 112}) {
+    const int64_t outer = 3, rows = 4, stride = len + 5, outer_stride = rows * stride + 3;
+    std::vector<float> buf(static_cast<size_t>(outer * outer_stride));
+    for (float& x : buf) x = nd(rng);
+    for (int64_t i = 0; i < outer; ++i)  // the gaps: extremes no row of the set holds
+      for (int64_t j = 0; j < rows; ++j)
+        for (int64_t k = len; k < stride && i * outer_stride + j * stride + k < outer * outer_stride; ++k)
+          buf[static_cast<size_t>(i * outer_stride + j * stride + k)] = k % 2 ? 1e9f : std::nanf("");
+    const RowSet set{buf.data(), outer, outer_stride, rows, stride, len};
+    auto both = [&](const std::string& what) {
+      Result a{inf, -inf, 0}, b{inf, -inf, 0};
+      a.nonfinite = finite_minmax_rows_f32_avx512(set, &a.lo, &a.hi);
+      b.nonfinite = finite_minmax_rows_f32_ref(set, &b.lo, &b.hi);
+      expect_same(a, b, what + " len=" + std::to_string(len));
+      return b;
+    };
+    const Result clean = both("finite");
+    EXPECT_EQ(clean.nonfinite, 0);
+    EXPECT_LT(clean.hi, 1e8f);
+    buf[static_cast<size_t>(outer_stride + 2 * stride + len - 1)] = -inf;  // a row's last lane
+    EXPECT_EQ(both("non-finite").nonfinite, 1);
+  }
+}
+
 }  // namespace
 }  // namespace tinyq::kernels

@@ -7,17 +7,20 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "model_builder.h"
+#include "kernels/reduce.h"
 #include "quant/calibrate_collect.h"
 #include "quant/calibrate_mse_search.h"
 #include "quant/calibrate_range.h"
 #include "static_test_util.h"
 #include "tinyq/calibrate.h"
 #include "tinyq/error.h"
+#include "tinyq/session.h"
 
 namespace tinyq::test {
 namespace {
@@ -399,6 +402,74 @@ TEST(StaticPtqRunner, ARunFailureNamesTheSample) {
     ADD_FAILURE() << "calibration ran";
   } catch (const Error& e) {
     EXPECT_NE(e.message().find("calibration sample"), std::string::npos) << e.message();
+  }
+}
+
+// SessionOptions::on_range: the ranges ops measure while writing (fused conv blocks of the
+// Winograd, direct-row and depthwise kernels, with and without residual and activation; the
+// default pass for other ops) are exactly what a pass over each finished tensor finds, NaN and
+// infinities included, on one thread and two.
+TEST(StaticPtqRunner, RangesMeasuredByOpsEqualAPassOverTheTensor) {
+  std::mt19937 rng(5);
+  ModelBuilder b;
+  b.model.graph.inputs.push_back(ValueInfo{"x", DType::F32, true, {Dim{1, ""}, Dim{1, ""}, Dim{37, ""}, Dim{45, ""}}, ""});
+  auto conv = [&](const std::string& x, const std::string& y, int64_t m, int64_t c, int64_t group, int64_t stride) {
+    b.initializer(y + "_w", random_f32(rng, {m, c / group, 3, 3}, -0.5f, 0.5f));
+    b.initializer(y + "_b", random_f32(rng, {m}));
+    b.node("Conv", {x, y + "_w", y + "_b"}, {y},
+           {Attribute::make_ints("pads", {1, 1, 1, 1}), Attribute::make_ints("strides", {stride, stride}),
+            Attribute::make_int("group", group)});
+  };
+  conv("x", "entry", 16, 1, 1, 1);
+  conv("entry", "c1", 16, 16, 1, 1);  // Winograd
+  b.node("Relu", {"c1"}, {"r1"});
+  conv("r1", "c2", 16, 16, 1, 1);
+  b.node("Add", {"entry", "c2"}, {"sum"});
+  conv("sum", "dw", 16, 16, 16, 1);  // depthwise
+  conv("dw", "down", 16, 16, 1, 2);  // strided: direct rows
+  conv("sum", "exit", 1, 16, 1, 1);  // 16 -> 1
+  b.node("Add", {"x", "exit"}, {"y"});
+  b.output("y").output("down");
+  const std::vector<std::string> watched = {"entry", "r1", "c2", "sum", "dw", "down", "exit", "y"};
+
+  // Several inputs, so an output block that a kernel forgot to fold shows (its extremes, or its
+  // share of the NaN and infinity a few input values spread through the 3x3 windows).
+  for (int trial = 0; trial < 12; ++trial) {
+    Tensor x = random_f32(rng, {1, 1, 37, 45}, -2.0f, 2.0f);
+    std::uniform_int_distribution<int64_t> at(0, x.numel() - 1);
+    x.data<float>()[at(rng)] = std::numeric_limits<float>::quiet_NaN();
+    x.data<float>()[at(rng)] = std::numeric_limits<float>::infinity();
+    for (int threads : {1, 2}) {
+      std::map<std::string, ObservedRange> passed, measured;
+      SessionOptions plain;
+      plain.threads = threads;
+      plain.observe = watched;
+      plain.on_tensor = [&](const std::string& name, const Tensor& t) {
+        kernels::FiniteRange r;
+        r.fold(t.data<float>(), t.numel());
+        passed[name] = ObservedRange{r.lo, r.hi, r.nonfinite};
+      };
+      SessionOptions fused = plain;
+      fused.on_tensor = [&](const std::string& name, const Tensor&) { ADD_FAILURE() << name << " went to on_tensor"; };
+      fused.on_range = [&](const std::string& name, const Tensor& t, const ObservedRange& r) {
+        measured[name] = r;
+        kernels::FiniteRange check;  // the tensor handed over is the one measured
+        check.fold(t.data<float>(), t.numel());
+        EXPECT_EQ(check.lo, r.min) << name;
+      };
+      Session(b.model, plain).run(NamedTensors{{"x", x}});
+      Session(b.model, fused).run(NamedTensors{{"x", x}});
+      ASSERT_EQ(passed.size(), watched.size());
+      ASSERT_EQ(measured.size(), watched.size());
+      int64_t nonfinite = 0;
+      for (const std::string& name : watched) {
+        EXPECT_EQ(passed[name].min, measured[name].min) << name << " threads " << threads;
+        EXPECT_EQ(passed[name].max, measured[name].max) << name << " threads " << threads;
+        EXPECT_EQ(passed[name].nonfinite, measured[name].nonfinite) << name << " threads " << threads;
+        nonfinite += measured[name].nonfinite;
+      }
+      EXPECT_GT(nonfinite, 0);
+    }
   }
 }
 

@@ -441,8 +441,15 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
     for (int64_t kh = 0; kh < kernel_[0]; ++kh)
       for (int64_t kw = 0; kw < kernel_[1]; ++kw) k_off[static_cast<size_t>(i++)] = c * l.planes() * PS + l.tap_offset(kh, kw);
   const double macs = static_cast<double>(p.batch) * m_ * OH * OW * k;
+  // ep.range: each worker folds what it wrote right after writing it, then merges once.
+  std::mutex range_mu;
+  auto merge_range = [&](const FiniteRange& mine) {
+    std::lock_guard<std::mutex> lock(range_mu);
+    ep.range->merge(mine);
+  };
   if (dw_fn_) {
     parallel_for(useful_threads(threads, macs), p.batch * group_, [&](int64_t begin, int64_t end) {
+      FiniteRange mine;
       for (int64_t u = begin; u < end; ++u) {
         const int64_t n = u / group_, g = u % group_;
         DwF32Plane d;
@@ -464,7 +471,9 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
         d.lo = ep.lo;
         d.hi = ep.hi;
         dw_fn_(d);
+        if (ep.range) mine.fold(d.dst, OH * OW);
       }
+      if (ep.range) merge_range(mine);
     });
     return;
   }
@@ -473,6 +482,7 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
   const Segments seg = output_segments(l, eff);
   const int64_t units = p.batch * group_ * seg.count;
   parallel_for(eff, units, [&](int64_t begin, int64_t end) {
+    FiniteRange mine;
     for (int64_t u = begin; u < end; ++u) {
       const int64_t n = u / (group_ * seg.count), g = (u / seg.count) % group_;
       int64_t src_pos = 0, dst_pos = 0, len = 0;
@@ -496,7 +506,9 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
       r.lo = ep.lo;
       r.hi = ep.hi;
       fn_(r);
+      if (ep.range) mine.fold(RowSet{r.dst, mg_, r.ld_dst, 1, 0, len});
     }
+    if (ep.range) merge_range(mine);
   });
 }
 

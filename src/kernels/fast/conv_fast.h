@@ -28,6 +28,7 @@
 
 #include "kernels/dispatch.h"
 #include "kernels/fast/micro_kernels.h"
+#include "kernels/reduce.h"
 #include "kernels/ref/conv_ref.h"
 
 namespace tinyq::kernels {
@@ -84,6 +85,9 @@ struct ConvF32Epilogue {
   const float* residual = nullptr;
   bool clamp = false;
   float lo = 0.0f, hi = 0.0f;
+  /// Or null: the finite range of everything written to dst is folded in, block by block while
+  /// the block is still in cache (calibration's observers then need no pass over the output).
+  FiniteRange* range = nullptr;
 };
 
 /// What the ops hold: an fp32 convolution prepared for constant weights (tinyq's kernels or

@@ -6,6 +6,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 
 #include "kernels/fast/thread_pool.h"
 
@@ -243,7 +244,7 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
       }
   };
   // One block: input transform -> alpha^2 GEMMs -> output transform, in a thread's scratch.
-  auto run_block = [&](int64_t blk, uint8_t* mine) {
+  auto run_block = [&](int64_t blk, uint8_t* mine, FiniteRange* range) {
     float* v = reinterpret_cast<float*>(mine);
     float* o = v + v_floats;
     const float** rows = reinterpret_cast<const float**>(o + o_floats);
@@ -298,19 +299,31 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     out.lo = ep.lo;
     out.hi = ep.hi;
     output_fn_(out);
+    if (range) {  // the block's output rows, still in cache
+      const int64_t rows_out = std::min<int64_t>(m, OH - out.row0);
+      const int64_t len = std::min<int64_t>(OW, out.col0 + m * at.tiles) - out.col0;
+      range->fold(RowSet{out.dst + out.row0 * OW + out.col0, k_, OH * OW, rows_out, OW, len});
+    }
   };
   // Threads take runs of consecutive blocks from a shared counter rather than fixed shares: on
   // a loaded machine a worker that starts late then finds less left to do instead of holding
   // the caller up by its whole share (with fixed halves --threads 2 measured slower than 1).
   const int64_t run_len = std::max<int64_t>(1, blocks / (8 * static_cast<int64_t>(parts)));
   std::atomic<int64_t> next_block{0};
+  std::mutex range_mu;
   parallel_for(parts, parts, [&](int64_t part0, int64_t part1) {
+    FiniteRange mine;
     for (int64_t part = part0; part < part1; ++part) {
       for (;;) {
         const int64_t b0 = next_block.fetch_add(run_len, std::memory_order_relaxed);
         if (b0 >= blocks) break;
-        for (int64_t blk = b0; blk < std::min(blocks, b0 + run_len); ++blk) run_block(blk, scratch + part * part_bytes);
+        for (int64_t blk = b0; blk < std::min(blocks, b0 + run_len); ++blk)
+          run_block(blk, scratch + part * part_bytes, ep.range ? &mine : nullptr);
       }
+    }
+    if (ep.range) {
+      std::lock_guard<std::mutex> lock(range_mu);
+      ep.range->merge(mine);
     }
   });
 }

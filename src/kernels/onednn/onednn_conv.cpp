@@ -179,6 +179,7 @@ void ConvF32OneDnn::run(const ConvParams& p, const float* src, const ConvF32Epil
   if (!e.dst_plain) dnnl::reorder(dst_m, user_dst).execute(s, dst_m, user_dst);
   s.wait();
   impl_->last_impl = e.pd.impl_info_str();
+  if (ep.range) ep.range->fold(dst, p.batch * p.out_channels * p.out_size[0] * p.out_size[1] * p.out_size[2]);
 }
 
 std::string ConvF32OneDnn::impl_name() const {

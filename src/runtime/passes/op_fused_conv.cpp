@@ -116,7 +116,14 @@ class FusedConvOp final : public Op {
                                      w_.data<float>(), has_res_, true);
   }
 
-  void run(const OpInputs& in, std::vector<Tensor>& out) override {
+  void run(const OpInputs& in, std::vector<Tensor>& out) override { compute(in, out, nullptr); }
+  void run_measured(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* range) override {
+    compute(in, out, range);
+  }
+
+ private:
+  // range: fold the output's finite range in (by the kernel as it writes, where it can).
+  void compute(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* range) {
     const Tensor& x = nn::f32_input(in[0], "input X");
     const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
     // The fast kernels write every output; the reference accumulates into zeros.
@@ -126,6 +133,7 @@ class FusedConvOp final : public Op {
     const bool res_fused = r && r->shape() == y.shape();
     const float* bias = b_.empty() ? nullptr : b_.data<float>();
     const bool act_now = act_.on && (!r || res_fused);
+    bool measured = false;
     if (fast_) {
       kernels::ConvF32Epilogue ep;
       ep.bias = bias;
@@ -133,6 +141,8 @@ class FusedConvOp final : public Op {
       ep.clamp = act_now;
       ep.lo = act_.lo;
       ep.hi = act_.hi;
+      ep.range = r && !res_fused ? nullptr : range;
+      measured = ep.range != nullptr;
       fast_->run(p, x.data<float>(), ep, y.data<float>(), kernels::current_threads());
     } else {
       kernels::conv_f32_ref(p, x.data<float>(), w_.data<float>(), bias, y.data<float>());
@@ -142,9 +152,9 @@ class FusedConvOp final : public Op {
       if (act_now) apply_activation(py, y.numel(), act_);
     }
     out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
+    if (range && !measured) range->fold(out[0].data<float>(), out[0].numel());
   }
 
- private:
   kernels::QConvAttrs attrs_;
   Activation act_;
   Tensor w_, b_;

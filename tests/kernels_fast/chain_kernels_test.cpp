@@ -677,6 +677,38 @@ TEST(ChainKernelsC4, TilesMatchReferenceExactly) {
 #endif
 }
 
+// Rounding ties over many binades: scales from 2^-27 to 2^12 (and subnormal, huge and zero
+// scales), values a few ulps either side of every tie and of the integers. A kernel that
+// multiplied by the reciprocal instead of dividing would differ here.
+TEST_P(ChainKernels, QuantizeTiesAcrossScales) {
+  const Isa isa = GetParam();
+  REQUIRE_ISA(isa);
+  const Kernels ks = kernels_for(isa);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> log_scale(-27.0f, 12.0f);
+  std::vector<float> scales = {1e-40f, 3e38f, 0.0f, 1.0f / 255.0f, 6.0f / 255.0f};
+  for (int i = 0; i < 200; ++i) scales.push_back(std::exp2(log_scale(rng)));
+  std::uniform_int_distribution<int> k(-300, 300), zps(0, 255);
+  for (float scale : scales) {
+    const int32_t zp = zps(rng);
+    std::vector<float> x;
+    for (int t = 0; t < 64; ++t) {
+      const float base = static_cast<float>(k(rng)) + (t % 2 ? 0.5f : 0.0f);
+      float v = base * scale;
+      for (int j = 0; j < 4; ++j) v = std::nextafter(v, -1e30f);
+      for (int j = 0; j < 9; ++j, v = std::nextafter(v, 1e30f)) x.push_back(v);
+    }
+    std::vector<uint8_t> want(x.size()), got(x.size());
+    chain_quantize_ref(x.data(), static_cast<int64_t>(x.size()), scale, zp, ChainStore::U8, want.data());
+    ks.quantize(x.data(), static_cast<int64_t>(x.size()), scale, zp, ChainStore::U8, got.data());
+    ASSERT_EQ(want, got) << isa_name(isa) << " scale " << scale << " zp " << zp;
+    if (isa == Isa::Avx2 || isa == Isa::Avx512 || isa == Isa::Avx512Vnni) {
+      quantize_f32_u8_avx2(x.data(), static_cast<int64_t>(x.size()), scale, zp, got.data());
+      ASSERT_EQ(want, got) << "quantize_f32_u8_avx2 scale " << scale << " zp " << zp;
+    }
+  }
+}
+
 TEST_P(ChainKernels, QAddMatchesReferenceExactly) {
   const Isa isa = GetParam();
   REQUIRE_ISA(isa);

@@ -79,14 +79,16 @@ void fill_halo(uint8_t* buf, ChainStore store, int32_t z, int64_t n, int64_t hp,
   if (hp == h && wp == w) return;
   const size_t es = store_size(store);
   const int64_t row = wp * cs;
+  // The halo is h + 1 contiguous runs: the top rows with the first row's left pad, then from
+  // each row's right pad through the next row's left pad (the last: through the bottom rows).
+  // One fill each, not two per row (small fills are mostly call overhead).
   for (int64_t img = 0; img < n; ++img) {
     uint8_t* b = buf + static_cast<size_t>(img * hp * row) * es;
-    fill_value(b, store, z, pt * row);
-    fill_value(b + static_cast<size_t>((pt + h) * row) * es, store, z, (hp - pt - h) * row);
-    for (int64_t r = pt; r < pt + h; ++r) {
-      uint8_t* rb = b + static_cast<size_t>(r * row) * es;
-      fill_value(rb, store, z, pl * cs);
-      fill_value(rb + static_cast<size_t>((pl + w) * cs) * es, store, z, (wp - pl - w) * cs);
+    fill_value(b, store, z, pt * row + pl * cs);
+    for (int64_t r = 0; r < h; ++r) {
+      const int64_t start = ((pt + r) * wp + pl + w) * cs;
+      const int64_t end = r + 1 < h ? ((pt + r + 1) * wp + pl) * cs : hp * row;
+      fill_value(b + static_cast<size_t>(start) * es, store, z, end - start);
     }
   }
 }
@@ -598,20 +600,22 @@ void ConvChain::run(const void* x, int64_t n, int64_t h, int64_t w, void* y, int
   if (mean_) {
     // As ReduceMean computes it: a double sum per channel in position order, divided, rounded
     // to float; the static chains first dequantise each value as DequantizeLinear does.
+    // Sixteen channels at a time, their sums held in registers over all positions (a sum array
+    // in memory made every add wait on the previous store; each channel's sum is one chain of
+    // dependent adds, so the more channels side by side the better); ms is a multiple of 16.
     const float* o = reinterpret_cast<const float*>(outbuf);
-    std::vector<double> acc(static_cast<size_t>(ll.m));
+    const float s = kind_ == ChainKind::Static ? mean_scale_ : 1.0f;
     for (int64_t img = 0; img < n; ++img) {
-      std::fill(acc.begin(), acc.end(), 0.0);
-      for (int64_t p = 0; p < positions; ++p) {
-        const float* v = o + (img * positions + p) * ll.ms;
-        if (kind_ == ChainKind::Static)
-          for (int64_t c = 0; c < ll.m; ++c) acc[static_cast<size_t>(c)] += static_cast<double>(v[c] * mean_scale_);
-        else
-          for (int64_t c = 0; c < ll.m; ++c) acc[static_cast<size_t>(c)] += static_cast<double>(v[c]);
-      }
       float* d = static_cast<float*>(y) + img * ll.m;
-      for (int64_t c = 0; c < ll.m; ++c)
-        d[c] = static_cast<float>(acc[static_cast<size_t>(c)] / static_cast<double>(positions));
+      for (int64_t c0 = 0; c0 < ll.m; c0 += 16) {
+        double acc[16] = {};
+        for (int64_t p = 0; p < positions; ++p) {
+          const float* v = o + (img * positions + p) * ll.ms + c0;
+          for (int j = 0; j < 16; ++j) acc[j] += static_cast<double>(v[j] * s);  // v * 1 is v itself
+        }
+        for (int64_t j = 0; j < 16 && c0 + j < ll.m; ++j)
+          d[c0 + j] = static_cast<float>(acc[j] / static_cast<double>(positions));
+      }
     }
     return;
   }

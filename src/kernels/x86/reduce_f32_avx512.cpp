@@ -13,53 +13,10 @@
 
 namespace tinyq::kernels {
 
-int64_t finite_minmax_f32_avx512(const float* src, int64_t n, float* lo, float* hi) {
-  // Blocks of 4096 run with two running vectors each for min and max (independent chains) and
-  // a probe, probe += x * 0, that turns NaN when any x is NaN or infinite; only such a block
-  // goes through the scalar reference, which skips and counts those values.
-  constexpr int64_t kBlock = 4096;
-  int64_t nonfinite = 0;
-  for (int64_t start = 0; start < n; start += kBlock) {
-    const int64_t end = std::min(n, start + kBlock);
-    __m512 lo0 = _mm512_set1_ps(*lo), lo1 = lo0, hi0 = _mm512_set1_ps(*hi), hi1 = hi0;
-    __m512 probe = _mm512_setzero_ps();
-    const __m512 zero = _mm512_setzero_ps();
-    int64_t i = start;
-    for (; i + 32 <= end; i += 32) {
-      const __m512 a = _mm512_loadu_ps(src + i), b = _mm512_loadu_ps(src + i + 16);
-      lo0 = _mm512_min_ps(lo0, a);
-      hi0 = _mm512_max_ps(hi0, a);
-      lo1 = _mm512_min_ps(lo1, b);
-      hi1 = _mm512_max_ps(hi1, b);
-      probe = _mm512_add_ps(probe, _mm512_add_ps(_mm512_mul_ps(a, zero), _mm512_mul_ps(b, zero)));
-    }
-    if (i < end) {
-      const __mmask16 m = static_cast<__mmask16>((1u << std::min<int64_t>(16, end - i)) - 1u);
-      const __m512 a = _mm512_mask_loadu_ps(lo0, m, src + i);  // masked-off lanes repeat lo0
-      lo0 = _mm512_min_ps(lo0, a);
-      hi0 = _mm512_max_ps(hi0, _mm512_mask_loadu_ps(hi0, m, src + i));
-      probe = _mm512_add_ps(probe, _mm512_maskz_mul_ps(m, a, zero));
-      i += 16;
-      if (i < end) {
-        const __mmask16 m2 = static_cast<__mmask16>((1u << (end - i)) - 1u);
-        lo1 = _mm512_min_ps(lo1, _mm512_mask_loadu_ps(lo1, m2, src + i));
-        hi1 = _mm512_max_ps(hi1, _mm512_mask_loadu_ps(hi1, m2, src + i));
-        probe = _mm512_add_ps(probe, _mm512_maskz_mul_ps(m2, _mm512_mask_loadu_ps(zero, m2, src + i), zero));
-      }
-    }
-    // The probe is 0 in every lane unless a value was NaN or infinite.
-    if (_mm512_cmp_ps_mask(probe, zero, _CMP_EQ_OQ) == 0xFFFF) {
-      *lo = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1));
-      *hi = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
-    } else {
-      nonfinite += finite_minmax_f32_ref(src + start, end - start, lo, hi);
-    }
-  }
-  return nonfinite;
-}
-
 int64_t finite_minmax_rows_f32_avx512(const RowSet& set, float* lo, float* hi) {
-  // One running state (and one probe, as above) across every row of the set.
+  // Two running vectors each for min and max (independent chains) over every row of the set,
+  // and a probe, probe += x * 0, that turns NaN when any x is NaN or infinite; only such a set
+  // goes through the scalar reference, which skips and counts those values.
   __m512 lo0 = _mm512_set1_ps(*lo), lo1 = lo0, hi0 = _mm512_set1_ps(*hi), hi1 = hi0;
   __m512 probe = _mm512_setzero_ps();
   const __m512 zero = _mm512_setzero_ps();
@@ -87,6 +44,16 @@ int64_t finite_minmax_rows_f32_avx512(const RowSet& set, float* lo, float* hi) {
   *lo = _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1));
   *hi = _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1));
   return 0;
+}
+
+int64_t finite_minmax_f32_avx512(const float* src, int64_t n, float* lo, float* hi) {
+  // Blocks of 4096, each one row set: a NaN or infinity sends only its block through the scalar
+  // reference.
+  constexpr int64_t kBlock = 4096;
+  int64_t nonfinite = 0;
+  for (int64_t start = 0; start < n; start += kBlock)
+    nonfinite += finite_minmax_rows_f32_avx512(RowSet{src + start, 1, 0, 1, 0, std::min(kBlock, n - start)}, lo, hi);
+  return nonfinite;
 }
 
 }  // namespace tinyq::kernels

@@ -8,9 +8,9 @@
 # 0.5 s per process on a 2-core machine; ONNX Runtime's Python quantize_static takes about
 # 0.95 s in-process for the same job on a 16-core Xeon.
 # The calibration set is the seed gate's generator: numpy default_rng(0).random, 64 consecutive
-# [1, 1, 224, 224] samples (needs a python3 with numpy). Uses hyperfine when installed, else a
-# loop timed with date +%s%N. Other methods (two passes over the samples) are timed for
-# reference, without a bar.
+# [1, 1, 224, 224] samples (needs a python3 with numpy). Each run is timed with date +%s%N; the
+# median of the runs is held against the bar (min-max beside it). Other methods (two passes
+# over the samples) are timed for reference, without a bar.
 #
 # usage: bench/ptq_static_speed.sh [RUNS]     (env: TINYQ=path/to/tinyq, TINYQ_SHARED=../shared,
 #                                             PYTHON=python3 with numpy)
@@ -18,7 +18,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 tinyq=${TINYQ:-$root/build/tinyq}
 shared=${TINYQ_SHARED:-$root/../shared}
-runs=${1:-5}
+runs=${1:-7}
 bar_ms=500
 [[ -x "$tinyq" ]] || { echo "error: $tinyq: not built (scripts/build.sh)" >&2; exit 2; }
 [[ -d "$shared/models/real" ]] || { echo "error: $shared/models/real: not found (set TINYQ_SHARED)" >&2; exit 2; }
@@ -42,21 +42,22 @@ samples = [rng.random((1, 1, 224, 224), dtype=np.float32) for _ in range(64)]
 np.savez(sys.argv[1], degraded=np.concatenate(samples, 0))
 PY
 
-time_ms() {  # time_ms CMD...: mean wall ms of a whole process over $runs runs
+time_ms() {  # time_ms CMD...: median wall ms of a whole process over $runs runs (this machine is
+  # shared and noisy: one slow run should not decide), then "(min-max)"
   "$@" >/dev/null 2>&1  # warm the page cache; fails loudly if the tool does
-  if command -v hyperfine >/dev/null; then
-    hyperfine --runs "$runs" --warmup 1 -N --export-json "$scratch/h.json" "$*" >/dev/null
-    "$python" -c 'import json,sys; print("%.1f" % (json.load(open(sys.argv[1]))["results"][0]["mean"] * 1000))' "$scratch/h.json"
-  else
-    local start end
+  local i start end times=()
+  for ((i = 0; i < runs; i++)); do
     start=$(date +%s%N)
-    for ((i = 0; i < runs; i++)); do "$@" >/dev/null 2>&1; done
+    "$@" >/dev/null 2>&1
     end=$(date +%s%N)
-    awk -v ns=$((end - start)) -v n="$runs" 'BEGIN { printf "%.1f", ns / n / 1e6 }'
-  fi
+    times+=($((end - start)))
+  done
+  printf '%s\n' "${times[@]}" | sort -n | awk '{ t[NR] = $1 / 1e6 } END {
+    m = NR % 2 ? t[(NR + 1) / 2] : (t[NR / 2] + t[NR / 2 + 1]) / 2
+    printf "%.1f (%.0f-%.0f)", m, t[1], t[NR] }'
 }
 
-echo "tinyq ptq-static on learned_filter_v1, 64 calibration samples, whole process, $runs runs ($(nproc) CPUs; bar < $bar_ms ms for minmax)"
+echo "tinyq ptq-static on learned_filter_v1, 64 calibration samples, whole process, median of $runs runs ($(nproc) CPUs; bar < $bar_ms ms for minmax)"
 slow=0
 for method in minmax percentile entropy mse; do
   out="$scratch/lf.$method.int8.onnx"
@@ -64,9 +65,9 @@ for method in minmax percentile entropy mse; do
   verdict=""
   if [[ $method == minmax ]]; then
     verdict=ok
-    if awk -v ms="$ms" -v bar="$bar_ms" 'BEGIN { exit !(ms >= bar) }'; then verdict=SLOW; slow=1; fi
+    if awk -v ms="${ms%% *}" -v bar="$bar_ms" 'BEGIN { exit !(ms >= bar) }'; then verdict=SLOW; slow=1; fi
   fi
-  printf '  %-11s %9s ms/run  %7d -> %7d bytes  %s\n' "$method" "$ms" "$(stat -c %s "$model")" "$(stat -c %s "$out")" "$verdict"
+  printf '  %-11s %17s ms/run  %7d -> %7d bytes  %s\n' "$method" "$ms" "$(stat -c %s "$model")" "$(stat -c %s "$out")" "$verdict"
 done
 # Where the time goes: one fp32 inference of the same model in the same runtime, for scale.
 "$python" - "$scratch/one.npz" <<'PY'

@@ -15,11 +15,11 @@
 namespace tinyq {
 
 /// A watched float tensor's range, measured as it was written (SessionOptions::on_range): the
-/// minimum and maximum of its finite values (+inf / -inf when it has none) and how many values
-/// were NaN or infinite.
+/// minimum and maximum of its finite values (+inf / -inf when it has none), how many values it
+/// has and how many of them were NaN or infinite.
 struct ObservedRange {
   float min = 0.0f, max = 0.0f;
-  int64_t nonfinite = 0;
+  int64_t count = 0, nonfinite = 0;
 };
 
 struct SessionOptions {
@@ -34,11 +34,12 @@ struct SessionOptions {
   /// is handed over at the start of a run, a watched constant on every run.
   std::vector<std::string> observe;
   std::function<void(const std::string& name, const Tensor& value)> on_tensor;
-  /// Optional: watched float tensors that an op computes go here instead of to on_tensor, with
-  /// their range folded in by the op while it wrote them, still in cache (calibration's min/max
-  /// pass needs no second pass over each activation). Graph inputs, constants and other element
-  /// types still go to on_tensor.
-  std::function<void(const std::string& name, const Tensor& value, const ObservedRange& range)> on_range;
+  /// Optional: watched float tensors that an op computes go here instead of to on_tensor, as
+  /// their range, folded in by the op while it wrote them, still in cache (calibration's min/max
+  /// pass needs no second pass over each activation). A watched tensor no node reads need not
+  /// be stored at all then (a convolution's output that only feeds a residual Add it was fused
+  /// with). Graph inputs, constants and other element types still go to on_tensor.
+  std::function<void(const std::string& name, const ObservedRange& range)> on_range;
 };
 
 /// An inference session over one model: load once, run many times. Every op is checked when the

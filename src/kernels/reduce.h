@@ -33,12 +33,20 @@ int64_t finite_minmax_rows_f32(const RowSet& set, float* lo, float* hi);
 struct FiniteRange {
   float lo = std::numeric_limits<float>::infinity();
   float hi = -std::numeric_limits<float>::infinity();
+  int64_t count = 0;  ///< values folded in
   int64_t nonfinite = 0;
-  void fold(const float* src, int64_t n) { nonfinite += finite_minmax_f32(src, n, &lo, &hi); }
-  void fold(const RowSet& set) { nonfinite += finite_minmax_rows_f32(set, &lo, &hi); }
+  void fold(const float* src, int64_t n) {
+    nonfinite += finite_minmax_f32(src, n, &lo, &hi);
+    count += n;
+  }
+  void fold(const RowSet& set) {
+    nonfinite += finite_minmax_rows_f32(set, &lo, &hi);
+    count += set.outer * set.rows * set.len;
+  }
   void merge(const FiniteRange& o) {
     lo = o.lo < lo ? o.lo : lo;
     hi = o.hi > hi ? o.hi : hi;
+    count += o.count;
     nonfinite += o.nonfinite;
   }
 };

@@ -39,12 +39,13 @@ int worker_count(const CalibrationOptions& options, int64_t samples) {
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(n, samples)));
 }
 
-using CollectRange = std::function<void(PassState&, const std::string&, const Tensor&, const ObservedRange&)>;
+using CollectRange = std::function<void(PassState&, const std::string&, const ObservedRange&)>;
 
 // Runs every sample through per-worker sessions; `collect` sees each observed tensor (graph
 // inputs included) as soon as the session has it, while it is still in cache. With
-// `collect_range`, the float tensors ops compute go there instead, with the range the op
-// measured as it wrote them (no pass over the tensor).
+// `collect_range`, the float tensors ops compute go there instead, as the range the op
+// measured as it wrote them (no pass over the tensor, and no tensor at all where only the
+// range was wanted).
 template <typename Collect>
 void run_samples(const Model& model, const std::vector<std::string>& observed, const CalibrationSource& source,
                  int workers, std::vector<PassState>& states, const Collect& collect,
@@ -55,8 +56,8 @@ void run_samples(const Model& model, const std::vector<std::string>& observed, c
     options.observe = observed;
     options.on_tensor = [&](const std::string& name, const Tensor& value) { collect(state, name, value); };
     if (collect_range)
-      options.on_range = [&](const std::string& name, const Tensor& value, const ObservedRange& range) {
-        collect_range(state, name, value, range);
+      options.on_range = [&](const std::string& name, const ObservedRange& range) {
+        collect_range(state, name, range);
       };
     Session session(model, options);
     for (int64_t i = next(); i >= 0; i = next()) {
@@ -116,13 +117,13 @@ RangeTable calibrate(const Model& model, const CalibrationSource& source, const 
         st.dtypes.emplace(name, t.dtype());
         if (t.dtype() == DType::F32) st.minmax[name].add(t.data<float>(), t.numel());
       },
-      [&](PassState& st, const std::string& name, const Tensor& t, const ObservedRange& r) {
-        st.dtypes.emplace(name, t.dtype());
+      [&](PassState& st, const std::string& name, const ObservedRange& r) {
+        st.dtypes.emplace(name, DType::F32);  // on_range takes float tensors only
         quant::MinMaxCollector measured;
         measured.min = r.min;
         measured.max = r.max;
         measured.nonfinite = r.nonfinite;
-        measured.count = t.numel() - r.nonfinite;
+        measured.count = r.count - r.nonfinite;
         st.minmax[name].merge(measured);
       });
   PassState merged;

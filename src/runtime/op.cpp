@@ -4,10 +4,11 @@
 
 namespace tinyq::rt {
 
-void Op::run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, kernels::FiniteRange* range) {
+void Op::run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, kernels::FiniteRange* ranges,
+                      const std::vector<bool>& /*range_only*/) {
   run(inputs, outputs);
-  const Tensor& y = outputs.front();
-  if (y.dtype() == DType::F32) range->fold(y.data<float>(), y.numel());
+  for (size_t k = 0; k < outputs.size(); ++k)
+    if (outputs[k].dtype() == DType::F32) ranges[k].fold(outputs[k].data<float>(), outputs[k].numel());
 }
 
 }  // namespace tinyq::rt

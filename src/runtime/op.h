@@ -39,10 +39,13 @@ class Op {
   virtual ~Op() = default;
   /// Fills outputs (already sized to the node's output count).
   virtual void run(const OpInputs& inputs, std::vector<Tensor>& outputs) = 0;
-  /// run(), and the finite range of output 0 (a float tensor) folded into *range: calibration
-  /// watches activations this way. Ops whose kernels write in cache-sized blocks fold each
-  /// block as it is written (FusedConv); the default makes a pass over the output afterwards.
-  virtual void run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, kernels::FiniteRange* range);
+  /// run(), and the finite range of each float output k folded into ranges[k] (one entry per
+  /// output): calibration watches activations this way. Ops whose kernels write in cache-sized
+  /// blocks fold each block as it is written (FusedConv); the default makes a pass over each
+  /// output afterwards. range_only[k]: nothing reads output k, only its range is wanted, so an
+  /// op may leave outputs[k] empty (its range must then still be complete).
+  virtual void run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, kernels::FiniteRange* ranges,
+                            const std::vector<bool>& range_only);
 };
 
 using OpFactory = std::unique_ptr<Op> (*)(const OpContext&);

@@ -26,6 +26,7 @@ struct Step {
   std::unique_ptr<rt::Op> op;
   std::vector<int> inputs;   // value slots, -1 for omitted
   std::vector<int> outputs;  // value slots, -1 for omitted
+  std::vector<bool> range_only;  // per output: watched and read by no step (run_measured may skip it)
 };
 
 std::string describe(DType dtype, const Shape& shape) {
@@ -95,7 +96,7 @@ struct Session::Impl {
         throw Error(node.label(), "domain '" + node.domain + "' is not supported (only the default ONNX domain)");
       const rt::OpDef* def = fused ? rt::passes::find_fused_op(node.op_type) : rt::find_op(node.op_type, opset);
       if (!def) throw Error(node.label(), "unsupported op '" + node.op_type + "' at opset " + std::to_string(opset));
-      Step step{&node, nullptr, {}, {}};
+      Step step{&node, nullptr, {}, {}, {}};
       rt::OpContext ctx{node, opset, {}};
       bool all_constant = true;
       for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
@@ -125,6 +126,8 @@ struct Session::Impl {
       for (int s : steps[i].inputs)
         if (s >= 0) last_use[s] = static_cast<int>(i);
     for (int s : output_slots) last_use[s] = static_cast<int>(steps.size());
+    for (Step& step : steps)
+      for (int s : step.outputs) step.range_only.push_back(s >= 0 && observed_name[s] && last_use[s] < 0);
   }
 
   // Runs a node whose inputs are all constant once, now, and keeps its outputs as constants.
@@ -140,12 +143,12 @@ struct Session::Impl {
     }
   }
 
-  // range: also measure output 0's range (SessionOptions::on_range), or null.
+  // ranges: also measure every output's range (SessionOptions::on_range), or null.
   static void run_step(Step& step, const rt::OpInputs& in, std::vector<Tensor>& out,
-                       kernels::FiniteRange* range = nullptr) {
+                       kernels::FiniteRange* ranges = nullptr) {
     try {
-      if (range)
-        step.op->run_measured(in, out, range);
+      if (ranges)
+        step.op->run_measured(in, out, ranges, step.range_only);
       else
         step.op->run(in, out);
     } catch (const Error& e) {
@@ -231,14 +234,19 @@ struct Session::Impl {
     if (options.on_tensor)
       for (size_t s = 0; s < observed_name.size(); ++s)
         if (observed_name[s] && (is_constant[s] || is_input_slot[s])) options.on_tensor(*observed_name[s], values[s]);
+    std::vector<kernels::FiniteRange> ranges;  // per output of a step with watched outputs (on_range)
     for (size_t i = 0; i < steps.size(); ++i) {
       Step& step = steps[i];
       in.clear();
       for (int s : step.inputs) in.push_back(s >= 0 ? &values[s] : nullptr);
       out.assign(step.outputs.size(), Tensor());
-      const int first = step.outputs.empty() ? -1 : step.outputs.front();
-      kernels::FiniteRange range;
-      kernels::FiniteRange* measure = options.on_range && first >= 0 && observed_name[first] ? &range : nullptr;
+      bool watched = false;
+      for (int s : step.outputs) watched |= s >= 0 && observed_name[s];
+      kernels::FiniteRange* measure = nullptr;
+      if (options.on_range && watched) {
+        ranges.assign(step.outputs.size(), kernels::FiniteRange());
+        measure = ranges.data();
+      }
       if (profile_enabled()) {
         const auto t0 = std::chrono::steady_clock::now();
         run_step(step, in, out, measure);
@@ -253,8 +261,10 @@ struct Session::Impl {
       for (size_t k = 0; k < step.outputs.size(); ++k) {
         const int s = step.outputs[k];
         if (s < 0 || !observed_name[s]) continue;
-        if (k == 0 && measure && values[s].dtype() == DType::F32)
-          options.on_range(*observed_name[s], values[s], ObservedRange{range.lo, range.hi, range.nonfinite});
+        const bool skipped = values[s].empty() && step.range_only[k];  // measured, never stored
+        if (measure && (values[s].dtype() == DType::F32 || skipped))
+          options.on_range(*observed_name[s],
+                           ObservedRange{measure[k].lo, measure[k].hi, measure[k].count, measure[k].nonfinite});
         else if (options.on_tensor)
           options.on_tensor(*observed_name[s], values[s]);
       }

@@ -428,8 +428,42 @@ void ConvF32Fast::run(const ConvParams& p, const float* src, const ConvF32Epilog
     });
     ConvF32Epilogue e = ep;
     if (e.residual) e.residual += n * out_image;
+    if (e.pre) e.pre += n * out_image;
     run_planes(one, l, planes, plane_elems, e, dst + n * out_image, threads, scale);
   }
+}
+
+ConvF32Epilogue kernel_epilogue(const ConvF32Epilogue& ep) {
+  if (!ep.also_pre()) return ep;
+  ConvF32Epilogue k = ep;
+  k.residual = nullptr;
+  k.clamp = false;
+  return k;
+}
+
+void finish_block(const ConvF32Epilogue& ep, float* dst, const BlockRows& b, const RowSet& kpre, FiniteRange* mine,
+                  FiniteRange* mine_pre) {
+  if (ep.also_pre()) {
+    if (ep.pre_range) mine_pre->fold(kpre);
+    for (int64_t i = 0; i < b.outer; ++i)
+      for (int64_t j = 0; j < b.rows; ++j) {
+        const int64_t at = b.offset + i * b.outer_stride + j * b.stride;
+        const float* pre = kpre.src + i * kpre.outer_stride + j * kpre.stride;
+        if (ep.pre) std::memcpy(ep.pre + at, pre, static_cast<size_t>(b.len) * sizeof(float));
+        const float* res = ep.residual + at;
+        float* y = dst + at;
+        // The Add, then the activation; comparisons that pass NaN through, as Relu and Clip do.
+        for (int64_t k = 0; k < b.len; ++k) {
+          float v = pre[k] + res[k];
+          if (ep.clamp) {
+            v = v < ep.lo ? ep.lo : v;
+            v = v > ep.hi ? ep.hi : v;
+          }
+          y[k] = v;
+        }
+      }
+  }
+  if (ep.range) mine->fold(b.at(dst));
 }
 
 void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const float* planes, int64_t image_stride,
@@ -441,15 +475,16 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
     for (int64_t kh = 0; kh < kernel_[0]; ++kh)
       for (int64_t kw = 0; kw < kernel_[1]; ++kw) k_off[static_cast<size_t>(i++)] = c * l.planes() * PS + l.tap_offset(kh, kw);
   const double macs = static_cast<double>(p.batch) * m_ * OH * OW * k;
-  // ep.range: each worker folds what it wrote right after writing it, then merges once.
-  std::mutex range_mu;
-  auto merge_range = [&](const FiniteRange& mine) {
-    std::lock_guard<std::mutex> lock(range_mu);
-    ep.range->merge(mine);
-  };
+  // Each worker finishes what its kernel wrote right after writing it (finish_block), then
+  // merges its ranges once. With ep.also_pre() the kernels write conv + bias to a compact block
+  // of the worker's own instead of dst.
+  const ConvF32Epilogue ke = kernel_epilogue(ep);
+  const bool blocked = ep.also_pre();
+  RangeSink sink(ep);
   if (dw_fn_) {
     parallel_for(useful_threads(threads, macs), p.batch * group_, [&](int64_t begin, int64_t end) {
-      FiniteRange mine;
+      FiniteRange mine, mine_pre;
+      std::vector<float> block(blocked ? static_cast<size_t>(OH * OW) : 0);
       for (int64_t u = begin; u < end; ++u) {
         const int64_t n = u / group_, g = u % group_;
         DwF32Plane d;
@@ -462,18 +497,19 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
         d.w = packed_.data() + g * k;
         d.has_scale = scale != nullptr;
         d.scale = scale ? scale[g] : 1.0f;
-        d.has_bias = ep.bias != nullptr;
-        d.bias = ep.bias ? ep.bias[g] : 0.0f;
+        d.has_bias = ke.bias != nullptr;
+        d.bias = ke.bias ? ke.bias[g] : 0.0f;
         const int64_t out_off = (n * m_ + g) * OH * OW;
-        d.dst = dst + out_off;
-        d.res = ep.residual ? ep.residual + out_off : nullptr;
-        d.clamp = ep.clamp;
-        d.lo = ep.lo;
-        d.hi = ep.hi;
+        d.dst = blocked ? block.data() : dst + out_off;
+        d.res = ke.residual ? ke.residual + out_off : nullptr;
+        d.clamp = ke.clamp;
+        d.lo = ke.lo;
+        d.hi = ke.hi;
         dw_fn_(d);
-        if (ep.range) mine.fold(d.dst, OH * OW);
+        finish_block(ep, dst, BlockRows{out_off, 1, 0, 1, 0, OH * OW}, RowSet{block.data(), 1, 0, 1, 0, OH * OW}, &mine,
+                     &mine_pre);
       }
-      if (ep.range) merge_range(mine);
+      sink.merge(mine, mine_pre);
     });
     return;
   }
@@ -482,7 +518,8 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
   const Segments seg = output_segments(l, eff);
   const int64_t units = p.batch * group_ * seg.count;
   parallel_for(eff, units, [&](int64_t begin, int64_t end) {
-    FiniteRange mine;
+    FiniteRange mine, mine_pre;
+    std::vector<float> block;
     for (int64_t u = begin; u < end; ++u) {
       const int64_t n = u / (group_ * seg.count), g = (u / seg.count) % group_;
       int64_t src_pos = 0, dst_pos = 0, len = 0;
@@ -496,19 +533,21 @@ void ConvF32Fast::run_planes(const ConvParams& p, const ConvLayout& l, const flo
       r.mr = mr_;
       r.m = mg_;
       r.scale = scale ? scale + g * mg_ : nullptr;
-      r.bias = ep.bias ? ep.bias + g * mg_ : nullptr;
+      r.bias = ke.bias ? ke.bias + g * mg_ : nullptr;
       const int64_t out_off = (n * m_ + g * mg_) * OH * OW + dst_pos;
-      r.dst = dst + out_off;
-      r.ld_dst = OH * OW;
-      r.res = ep.residual ? ep.residual + out_off : nullptr;
+      if (blocked) block.resize(static_cast<size_t>(mg_ * len));
+      r.dst = blocked ? block.data() : dst + out_off;
+      r.ld_dst = blocked ? len : OH * OW;
+      r.res = ke.residual ? ke.residual + out_off : nullptr;
       r.ld_res = OH * OW;
-      r.clamp = ep.clamp;
-      r.lo = ep.lo;
-      r.hi = ep.hi;
+      r.clamp = ke.clamp;
+      r.lo = ke.lo;
+      r.hi = ke.hi;
       fn_(r);
-      if (ep.range) mine.fold(RowSet{r.dst, mg_, r.ld_dst, 1, 0, len});
+      finish_block(ep, dst, BlockRows{out_off, mg_, OH * OW, 1, 0, len}, RowSet{block.data(), mg_, len, 1, 0, len}, &mine,
+                   &mine_pre);
     }
-    if (ep.range) merge_range(mine);
+    sink.merge(mine, mine_pre);
   });
 }
 

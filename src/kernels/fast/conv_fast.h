@@ -88,6 +88,48 @@ struct ConvF32Epilogue {
   /// Or null: the finite range of everything written to dst is folded in, block by block while
   /// the block is still in cache (calibration's observers then need no pass over the output).
   FiniteRange* range = nullptr;
+  /// With a residual, the convolution's own output conv + bias (before the residual and the
+  /// clamp), for a graph that still wants it (calibration watching both it and the residual
+  /// sum): written to `pre` (NCHW, dst's layout) when set, its range folded into pre_range when
+  /// set. With pre null the kernels keep it no longer than a block, in cache.
+  float* pre = nullptr;
+  FiniteRange* pre_range = nullptr;
+  bool also_pre() const { return residual && (pre || pre_range); }
+};
+
+/// Output rows of a block, as element offsets into an NCHW output: row (i, j) holds `len`
+/// values at offset + i * outer_stride + j * stride.
+struct BlockRows {
+  int64_t offset = 0, outer = 1, outer_stride = 0, rows = 1, stride = 0, len = 0;
+  RowSet at(const float* base) const { return RowSet{base + offset, outer, outer_stride, rows, stride, len}; }
+};
+
+/// The epilogue a kernel runs for ep: ep itself, or when ep.also_pre() conv + bias alone (no
+/// residual, no clamp), which the driver has it write to a compact block; finish_block then
+/// does the rest.
+ConvF32Epilogue kernel_epilogue(const ConvF32Epilogue& ep);
+/// A driver's step once its kernel wrote block b (offsets into dst's layout), while the block
+/// is in cache. When ep.also_pre(), the kernel wrote conv + bias to the rows `kpre` (a compact
+/// block): its range, a copy into ep.pre when set, and dst = clamp(pre + residual) (the graph's
+/// Add, then its activation). Then dst's range when ep wants it. Ranges go to the caller's
+/// running `mine` (dst) and `mine_pre`.
+void finish_block(const ConvF32Epilogue& ep, float* dst, const BlockRows& b, const RowSet& kpre, FiniteRange* mine,
+                  FiniteRange* mine_pre);
+
+/// Where a run's workers merge their running ranges into the epilogue's, once each at the end.
+class RangeSink {
+ public:
+  explicit RangeSink(const ConvF32Epilogue& ep) : ep_(ep) {}
+  void merge(const FiniteRange& dst, const FiniteRange& pre) {
+    if (!ep_.range && !ep_.pre_range) return;  // nothing measured
+    std::lock_guard<std::mutex> lock(mu_);
+    if (ep_.range) ep_.range->merge(dst);
+    if (ep_.pre_range) ep_.pre_range->merge(pre);
+  }
+
+ private:
+  const ConvF32Epilogue& ep_;
+  std::mutex mu_;
 };
 
 /// What the ops hold: an fp32 convolution prepared for constant weights (tinyq's kernels or

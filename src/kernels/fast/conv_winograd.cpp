@@ -206,7 +206,10 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
   const int64_t v_stride = round_up(c_ * ld, 16) + 16, o_stride = round_up(k_padded_ * ld, 16) + 16;
   const int64_t v_floats = positions * v_stride, o_floats = positions * o_stride;
   const int64_t ptr_bytes = round_up(alpha * c_ * static_cast<int64_t>(sizeof(const float*)), 64);
-  const int64_t part_bytes = (v_floats + o_floats) * static_cast<int64_t>(sizeof(float)) + ptr_bytes;
+  // With ep.also_pre() the output step writes conv + bias to a compact block, [k][row][column],
+  // of the part's own, and finish_block adds the residual from there.
+  const int64_t pre_floats = ep.also_pre() ? round_up(k_ * m * ld * m, 16) : 0;
+  const int64_t part_bytes = (v_floats + o_floats + pre_floats) * static_cast<int64_t>(sizeof(float)) + ptr_bytes;
   const double macs = static_cast<double>(p.batch) * k_ * OH * OW * c_ * 9;
   const int parts = static_cast<int>(std::min<int64_t>(useful_threads(threads, macs), blocks));
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
@@ -232,6 +235,7 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
       for (int64_t i = 0; i < rows_out; ++i) {
         const int64_t off = at.n * out_image + (k * OH + at.th * m + i) * OW + c0;
         prefetch_span(dst + off, len, true);
+        if (ep.pre) prefetch_span(ep.pre + off, len, true);
         if (ep.residual) prefetch_span(ep.residual + off, len, false);
       }
     if (!next) return;
@@ -244,10 +248,13 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
       }
   };
   // One block: input transform -> alpha^2 GEMMs -> output transform, in a thread's scratch.
-  auto run_block = [&](int64_t blk, uint8_t* mine, FiniteRange* range) {
+  // finish_block does the rest of the epilogue for each block right after, while it is in cache.
+  const ConvF32Epilogue ke = kernel_epilogue(ep);
+  auto run_block = [&](int64_t blk, uint8_t* mine, FiniteRange* range, FiniteRange* pre_range) {
     float* v = reinterpret_cast<float*>(mine);
     float* o = v + v_floats;
-    const float** rows = reinterpret_cast<const float**>(o + o_floats);
+    float* pre_block = o + o_floats;
+    const float** rows = reinterpret_cast<const float**>(pre_block + pre_floats);
     const BlockAt at = block_at(blk), next_at = block_at(std::min(blk + 1, blocks - 1));
     const float* x = src + at.n * in_image;
     for (int64_t c = 0; c < c_; ++c)
@@ -287,44 +294,49 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     out.xi_stride = o_stride;
     out.channels = k_;
     out.tiles = at.tiles;
-    out.dst = dst + at.n * out_image;
-    out.out_h = OH;
-    out.out_w = OW;
-    out.plane = OH * OW;
-    out.row0 = at.th * m;
-    out.col0 = at.tw0 * m;
-    out.bias = ep.bias;
-    out.residual = ep.residual ? ep.residual + at.n * out_image : nullptr;
-    out.clamp = ep.clamp;
-    out.lo = ep.lo;
-    out.hi = ep.hi;
-    output_fn_(out);
-    if (range) {  // the block's output rows, still in cache
-      const int64_t rows_out = std::min<int64_t>(m, OH - out.row0);
-      const int64_t len = std::min<int64_t>(OW, out.col0 + m * at.tiles) - out.col0;
-      range->fold(RowSet{out.dst + out.row0 * OW + out.col0, k_, OH * OW, rows_out, OW, len});
+    const int64_t row0 = at.th * m, col0 = at.tw0 * m;
+    const int64_t rows_out = std::min<int64_t>(m, OH - row0);
+    const int64_t len = std::min<int64_t>(OW, col0 + m * at.tiles) - col0;
+    if (pre_floats) {  // the block alone, as if it were the whole output
+      out.dst = pre_block;
+      out.out_h = rows_out;
+      out.out_w = len;
+      out.plane = rows_out * len;
+      out.row0 = out.col0 = 0;
+    } else {
+      out.dst = dst + at.n * out_image;
+      out.out_h = OH;
+      out.out_w = OW;
+      out.plane = OH * OW;
+      out.row0 = row0;
+      out.col0 = col0;
     }
+    out.bias = ke.bias;
+    out.residual = ke.residual ? ke.residual + at.n * out_image : nullptr;
+    out.clamp = ke.clamp;
+    out.lo = ke.lo;
+    out.hi = ke.hi;
+    output_fn_(out);
+    finish_block(ep, dst, BlockRows{at.n * out_image + row0 * OW + col0, k_, OH * OW, rows_out, OW, len},
+                 RowSet{pre_block, k_, rows_out * len, rows_out, len, len}, range, pre_range);
   };
   // Threads take runs of consecutive blocks from a shared counter rather than fixed shares: on
   // a loaded machine a worker that starts late then finds less left to do instead of holding
   // the caller up by its whole share (with fixed halves --threads 2 measured slower than 1).
   const int64_t run_len = std::max<int64_t>(1, blocks / (8 * static_cast<int64_t>(parts)));
   std::atomic<int64_t> next_block{0};
-  std::mutex range_mu;
+  RangeSink sink(ep);
   parallel_for(parts, parts, [&](int64_t part0, int64_t part1) {
-    FiniteRange mine;
+    FiniteRange mine, mine_pre;
     for (int64_t part = part0; part < part1; ++part) {
       for (;;) {
         const int64_t b0 = next_block.fetch_add(run_len, std::memory_order_relaxed);
         if (b0 >= blocks) break;
         for (int64_t blk = b0; blk < std::min(blocks, b0 + run_len); ++blk)
-          run_block(blk, scratch + part * part_bytes, ep.range ? &mine : nullptr);
+          run_block(blk, scratch + part * part_bytes, &mine, &mine_pre);
       }
     }
-    if (ep.range) {
-      std::lock_guard<std::mutex> lock(range_mu);
-      ep.range->merge(mine);
-    }
+    sink.merge(mine, mine_pre);
   });
 }
 

@@ -163,6 +163,20 @@ ConvF32OneDnn::ConvF32OneDnn(const ConvParams& wg, const float* weights) : impl_
 ConvF32OneDnn::~ConvF32OneDnn() = default;
 
 void ConvF32OneDnn::run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const {
+  const int64_t total = p.batch * p.out_channels * p.out_size[0] * p.out_size[1] * p.out_size[2];
+  if (ep.also_pre() || ep.range) {
+    // oneDNN writes the whole output at once: the rest of the epilogue follows over all of it.
+    ConvF32Epilogue k = kernel_epilogue(ep);
+    k.range = nullptr;
+    k.pre = nullptr;
+    k.pre_range = nullptr;
+    std::vector<float> pre(ep.also_pre() ? static_cast<size_t>(total) : 0);
+    run(p, src, k, ep.also_pre() ? pre.data() : dst, threads);
+    FiniteRange mine, mine_pre;
+    finish_block(ep, dst, BlockRows{0, 1, 0, 1, 0, total}, RowSet{pre.data(), 1, 0, 1, 0, total}, &mine, &mine_pre);
+    RangeSink(ep).merge(mine, mine_pre);
+    return;
+  }
   std::lock_guard<std::mutex> lock(impl_->mu);
   set_threads(threads);
   Impl::Entry& e = impl_->entry(p, ep);
@@ -179,7 +193,6 @@ void ConvF32OneDnn::run(const ConvParams& p, const float* src, const ConvF32Epil
   if (!e.dst_plain) dnnl::reorder(dst_m, user_dst).execute(s, dst_m, user_dst);
   s.wait();
   impl_->last_impl = e.pd.impl_info_str();
-  if (ep.range) ep.range->fold(dst, p.batch * p.out_channels * p.out_size[0] * p.out_size[1] * p.out_size[2]);
 }
 
 std::string ConvF32OneDnn::impl_name() const {

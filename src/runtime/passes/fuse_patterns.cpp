@@ -140,6 +140,21 @@ void match_tail(const Index& ix, int64_t opset, bool allow_residual, std::string
   match_activation(ix, opset, cur, nodes, attrs);
 }
 
+// v, a graph output, read by exactly one node: an Add of v and another value (the residual).
+bool watched_residual(const Index& ix, const std::string& v, size_t* add_at, std::string* residual) {
+  if (!ix.graph_outputs.count(v)) return false;
+  auto it = ix.readers.find(v);
+  if (it == ix.readers.end() || it->second.size() != 1) return false;
+  const Node& add = ix.g.nodes[it->second[0]];
+  if (add.op_type != "Add" || !is_default_domain(add.domain) || add.outputs.size() != 1 || add.outputs[0].empty())
+    return false;
+  const std::string other = other_input(add, v);
+  if (other.empty()) return false;
+  *add_at = it->second[0];
+  *residual = other;
+  return true;
+}
+
 Node make_fused(const std::string& op_type, const Node& head, const Graph& g, const std::vector<size_t>& nodes,
                 std::vector<std::string> inputs, const std::string& output, std::vector<Attribute> attrs) {
   Node f;
@@ -216,10 +231,21 @@ bool match_conv(const Index& ix, int64_t opset, size_t start, Chain* out) {
   std::vector<size_t> nodes = {start};
   std::string cur = c.outputs[0], residual;
   std::vector<Attribute> attrs = c.attributes;
-  match_tail(ix, opset, true, &cur, &nodes, &residual, &attrs);
+  // The convolution's output is also a graph output (a watched activation, as calibration has
+  // them) read by one residual Add alone: one FusedConv still writes both (its second output).
+  size_t add_at = 0;
+  const bool also_pre = watched_residual(ix, cur, &add_at, &residual);
+  if (also_pre) {
+    nodes.push_back(add_at);
+    cur = ix.g.nodes[add_at].outputs[0];
+    match_activation(ix, opset, &cur, &nodes, &attrs);
+  } else {
+    match_tail(ix, opset, true, &cur, &nodes, &residual, &attrs);
+  }
   out->nodes = nodes;
   out->fused = make_fused("FusedConv", c, ix.g, nodes, {c.input(0), c.input(1), c.has_input(2) ? c.input(2) : "", residual},
                           cur, attrs);
+  if (also_pre) out->fused.outputs.push_back(c.outputs[0]);
   return true;
 }
 

@@ -6,7 +6,8 @@
 // attributes, as fuse_patterns.cpp writes them:
 //
 //   FusedConv   (X, W, [B], [R])                       Conv's attributes + activation
-//       Y = act(conv(X, W) + B + R)
+//       Y = act(conv(X, W) + B + R)   [, P = conv(X, W) + B  (with R: the Conv's own output,
+//       when the graph still wants it)]
 //   DynQConv    (X, W, [w_zero_point], w_scale, [B], [R])   ConvInteger's attributes + activation
 //       xs, xz = DynamicQuantizeLinear's parameters of X;  acc = ConvInteger(q(X), W, xz, w_zp)
 //       Y = act(((float(acc) * (xs * w_scale)) + B) + R)     (each step rounded as the graph does)

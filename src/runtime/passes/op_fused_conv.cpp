@@ -103,7 +103,7 @@ const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
 class FusedConvOp final : public Op {
  public:
   explicit FusedConvOp(const OpContext& ctx) : attrs_(conv_attrs(ctx)), act_(parse_activation(ctx)) {
-    check_arity(ctx, 2, 4, 1, 1);
+    check_arity(ctx, 2, 4, 1, 2);
     w_ = constant_input(ctx, 1, "W");
     if (w_.dtype() != DType::F32 || w_.rank() < 3 || w_.rank() > 5) ctx.fail("W must be a float [M, C/group, k...] tensor");
     if (w_.dim(0) % attrs_.group != 0) ctx.fail("output channels do not split into the groups");
@@ -112,53 +112,83 @@ class FusedConvOp final : public Op {
       if (b_.dtype() != DType::F32 || b_.numel() != w_.dim(0)) ctx.fail("B must hold one float per output channel");
     }
     has_res_ = ctx.node.has_input(3);
+    also_pre_ = ctx.node.outputs.size() == 2;
+    if (also_pre_ && !has_res_) ctx.fail("a second output (the convolution before the residual) needs a residual");
     fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group, attrs_.strides, attrs_.dilations),
                                      w_.data<float>(), has_res_, true);
   }
 
-  void run(const OpInputs& in, std::vector<Tensor>& out) override { compute(in, out, nullptr); }
-  void run_measured(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* range) override {
-    compute(in, out, range);
+  void run(const OpInputs& in, std::vector<Tensor>& out) override { compute(in, out, nullptr, false); }
+  void run_measured(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* ranges,
+                    const std::vector<bool>& range_only) override {
+    compute(in, out, ranges, also_pre_ && range_only[1]);
   }
 
  private:
-  // range: fold the output's finite range in (by the kernel as it writes, where it can).
-  void compute(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* range) {
+  // ranges (or null): one per output, folded in by the kernel as it writes where it can.
+  // pre_range_only: the second output is wanted for its range alone (left empty).
+  void compute(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* ranges, bool pre_range_only) {
     const Tensor& x = nn::f32_input(in[0], "input X");
     const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
-    // The fast kernels write every output; the reference accumulates into zeros.
-    Tensor y = fast_ ? Tensor::uninitialized(DType::F32, conv_out_shape(p)) : Tensor(DType::F32, conv_out_shape(p));
+    const Shape shape = conv_out_shape(p);
     const Tensor* r = has_res_ ? in[3] : nullptr;
     if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
-    const bool res_fused = r && r->shape() == y.shape();
+    const bool res_fused = r && r->shape() == shape;
     const float* bias = b_.empty() ? nullptr : b_.data<float>();
     const bool act_now = act_.on && (!r || res_fused);
-    bool measured = false;
-    if (fast_) {
+    if (fast_ && (res_fused || !also_pre_)) {
+      // The kernels write every output element.
+      Tensor y = Tensor::uninitialized(DType::F32, shape);
+      Tensor pre = also_pre_ && !pre_range_only ? Tensor::uninitialized(DType::F32, shape) : Tensor();
       kernels::ConvF32Epilogue ep;
       ep.bias = bias;
       ep.residual = res_fused ? r->data<float>() : nullptr;
       ep.clamp = act_now;
       ep.lo = act_.lo;
       ep.hi = act_.hi;
-      ep.range = r && !res_fused ? nullptr : range;
-      measured = ep.range != nullptr;
+      ep.pre = pre.empty() ? nullptr : pre.data<float>();
+      const bool measured = ranges && (!r || res_fused);
+      ep.range = measured ? &ranges[0] : nullptr;
+      ep.pre_range = measured && also_pre_ ? &ranges[1] : nullptr;
       fast_->run(p, x.data<float>(), ep, y.data<float>(), kernels::current_threads());
-    } else {
-      kernels::conv_f32_ref(p, x.data<float>(), w_.data<float>(), bias, y.data<float>());
-      float* py = y.data<float>();
-      if (res_fused)
-        for (int64_t i = 0; i < y.numel(); ++i) py[i] = py[i] + r->data<float>()[i];
-      if (act_now) apply_activation(py, y.numel(), act_);
+      out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
+      if (also_pre_) out[1] = std::move(pre);
+      if (ranges && !measured) fold_outputs(out, ranges);
+      return;
     }
-    out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
-    if (range && !measured) range->fold(out[0].data<float>(), out[0].numel());
+    // The reference (or a residual to broadcast next to a second output): the convolution, then
+    // the residual and the activation as separate steps.
+    Tensor c(DType::F32, shape);  // the reference accumulates into zeros
+    if (fast_) {
+      kernels::ConvF32Epilogue ep;
+      ep.bias = bias;
+      fast_->run(p, x.data<float>(), ep, c.data<float>(), kernels::current_threads());
+    } else {
+      kernels::conv_f32_ref(p, x.data<float>(), w_.data<float>(), bias, c.data<float>());
+    }
+    if (r && !res_fused) {
+      out[0] = add_broadcast(c, *r, act_);
+    } else {
+      Tensor y = also_pre_ || r ? Tensor(DType::F32, shape) : c;
+      float* py = y.data<float>();
+      const float* pc = c.data<float>();
+      for (int64_t i = 0; i < y.numel(); ++i) py[i] = res_fused ? pc[i] + r->data<float>()[i] : pc[i];
+      if (act_now) apply_activation(py, y.numel(), act_);
+      out[0] = std::move(y);
+    }
+    if (also_pre_) out[1] = std::move(c);
+    if (ranges) fold_outputs(out, ranges);
+  }
+
+  static void fold_outputs(const std::vector<Tensor>& out, kernels::FiniteRange* ranges) {
+    for (size_t k = 0; k < out.size(); ++k) ranges[k].fold(out[k].data<float>(), out[k].numel());
   }
 
   kernels::QConvAttrs attrs_;
   Activation act_;
   Tensor w_, b_;
   bool has_res_ = false;
+  bool also_pre_ = false;  // outputs: (act(conv + B + R), conv + B)
   std::shared_ptr<const kernels::ConvF32Kernel> fast_;
 };
 

@@ -17,6 +17,8 @@
 //        DynamicQuantizeLinear -> MatMulInteger -> Cast -> Mul [-> Add bias] [-> Relu | Clip]
 //                                                                           => DynQMatMul
 //        Conv [-> Add residual] [-> Relu | Clip]                            => FusedConv
+//          (a Conv output the graph also returns, read by the Add alone: still fused, the
+//          FusedConv's second output; what calibration's watched activations look like)
 //        Gemm | MatMul [-> Add bias] [-> Relu | Clip]  (constant B)         => FusedGemm
 //        DequantizeLinear x2 -> Add -> QuantizeLinear (per tensor)          => QAdd
 //        QuantizeLinear / DequantizeLinear left alone (per tensor)          => the same op types in

@@ -55,6 +55,12 @@ const ConvCase kConvCases[] = {
     {1, 5, 8, 8, 7, 5, 5, 1, 1, 1, 1, 4, 4, 4, 4, 1},       // padding as wide as the kernel
     {1, 8, 0, 40, 12, 0, 5, 0, 2, 0, 2, 0, 3, 0, 1, 2},     // 1-D: kernel 5, stride 2, dilation 2
     {3, 4, 4, 33, 20, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1, 1},     // even kernel, end padding only
+    // The AVX2 tile's shapes: rows longer than its 96-position chunk with a tail that is not a
+    // whole 6-position tile, 16-channel blocks plus an 8-channel half block (M = 24, 40), and
+    // position steps 32 and 8 (its constant-displacement loops) next to 16 above.
+    {1, 32, 4, 130, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {1, 8, 3, 101, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {1, 16, 3, 203, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},   // pointwise: one flat run of 609
 };
 
 ConvParams params_of(const ConvCase& k) {
@@ -244,6 +250,45 @@ TEST_P(FastKernels, QConvMatchesReferenceExactly) {
   }
 }
 
+// fp32 input quantised inside the convolution (DynamicQuantizeLinear -> ConvInteger), on the
+// tiles and on the exact-fp32 path (C = 1, M = 1, depthwise cases), against the reference on
+// the input quantised beforehand; values beyond the range and NaN included.
+TEST_P(FastKernels, QConvFloatInputMatchesQuantisedReference) {
+  const Isa isa = GetParam();
+  REQUIRE_ISA(isa);
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> d(-1.5f, 2.5f);
+  for (const ConvCase& k : kConvCases) {
+    SCOPED_TRACE(describe(k));
+    const ConvParams p = params_of(k);
+    const int64_t xn = in_numel(p), wn = w_numel(p), yn = out_numel(p);
+    std::vector<int8_t> w = int_data<int8_t>(rng, wn, Fill::Random);
+    std::vector<float> xf(static_cast<size_t>(xn));
+    for (float& v : xf) v = d(rng);
+    if (xn > 2) xf[1] = std::numeric_limits<float>::quiet_NaN();
+    const float scale = 3.0f / 255.0f;
+    const int32_t zx = 85;
+    std::vector<uint8_t> xu(static_cast<size_t>(xn));
+    quantize_f32_u8_row_ref(xf.data(), xn, scale, zx, xu.data());
+    std::vector<int32_t> want(static_cast<size_t>(yn)), got(want.size(), -7);
+    std::vector<uint8_t> scratch(static_cast<size_t>(qconv_scratch_size(p)));
+    qconv_u8s8_ref(p, xu.data(), zx, w.data(), nullptr, 0, want.data(), scratch.data());
+    QWeights qw;
+    qw.data = w.data();
+    QConvFast fast(isa, p, qw);
+    QInput in;
+    in.kind = QInputKind::F32;
+    in.data = xf.data();
+    in.scale = scale;
+    in.zero_point = zx;
+    QOutput out;
+    out.kind = QEpilogueKind::Int32;
+    out.dst = got.data();
+    fast.run(p, in, out, 1);
+    for (size_t i = 0; i < want.size(); ++i) ASSERT_EQ(want[i], got[i]) << fast.name() << " at " << i;
+  }
+}
+
 // Requantised (QLinearConv) and dequantised (dynamic quantisation) epilogues against the
 // reference accumulators finished with qmath's arithmetic, written out here.
 TEST_P(FastKernels, QConvEpiloguesMatchReference) {
@@ -318,9 +363,9 @@ TEST_P(FastKernels, QGemmMatchesReferenceExactly) {
   const Isa isa = GetParam();
   REQUIRE_ISA(isa);
   std::mt19937 rng(9);
-  for (int64_t rows : {1, 7, 16, 17, 40}) {
+  for (int64_t rows : {1, 7, 16, 17, 40, 103}) {
     for (int64_t k : {1, 2, 3, 5, 6, 64, 67}) {
-      for (int64_t n : {1, 7, 8, 16, 33}) {
+      for (int64_t n : {1, 7, 8, 16, 24, 33}) {
         for (Fill fill : {Fill::Random, Fill::Ends, Fill::Max}) {
           for (bool trans : {false, true}) {
             SCOPED_TRACE("qgemm " + std::to_string(rows) + "x" + std::to_string(k) + "x" + std::to_string(n) +
@@ -381,18 +426,21 @@ TEST_P(FastKernels, QTileRangeEnds) {
   for (int64_t k : {1, 2, 4, 8, 36, 144}) {
     for (int8_t wv : {static_cast<int8_t>(-128), static_cast<int8_t>(127)}) {
       for (uint8_t av : {static_cast<uint8_t>(255), static_cast<uint8_t>(0), static_cast<uint8_t>(1)}) {
-        std::vector<uint8_t> a(static_cast<size_t>(5 * k), av);
-        std::vector<int8_t> b(static_cast<size_t>(k * 33), wv);
-        QWeights qw;
-        qw.data = b.data();
-        QGemmFast fast(isa, k, 33, qw);
-        QInput in;
-        in.data = a.data();
-        std::vector<int32_t> got(5 * 33, 0);
-        QOutput out;
-        out.dst = got.data();
-        fast.run(5, in, out, 33, 1);
-        for (int32_t v : got) ASSERT_EQ(v, static_cast<int32_t>(k) * av * wv) << fast.name() << " k " << k;
+        // 101 rows: whole AVX2 tiles and chunks with a short tail, besides 5 (one short tile).
+        for (int64_t rows : {5, 101}) {
+          std::vector<uint8_t> a(static_cast<size_t>(rows * k), av);
+          std::vector<int8_t> b(static_cast<size_t>(k * 33), wv);
+          QWeights qw;
+          qw.data = b.data();
+          QGemmFast fast(isa, k, 33, qw);
+          QInput in;
+          in.data = a.data();
+          std::vector<int32_t> got(static_cast<size_t>(rows * 33), 0);
+          QOutput out;
+          out.dst = got.data();
+          fast.run(rows, in, out, 33, 1);
+          for (int32_t v : got) ASSERT_EQ(v, static_cast<int32_t>(k) * av * wv) << fast.name() << " k " << k;
+        }
       }
     }
   }
@@ -413,6 +461,7 @@ TEST_P(FastKernels, QuantizeAndRangeScanMatchReference) {
       x[3] = -inf;
       x[4] = 0.5f * 0.0117647f;  // exactly halfway cases round to even
       x[5] = 2.5f * 0.0117647f;
+      x[n - 1] = -0.001f;  // a quotient of -0.085: rounds to -0 in fp32 when the zero point is > 0
     }
     float lo_ref, hi_ref, lo, hi;
     minmax_f32_ref(x.data(), n, &lo_ref, &hi_ref);
@@ -427,6 +476,15 @@ TEST_P(FastKernels, QuantizeAndRangeScanMatchReference) {
       quantize_f32_u8_ref(x.data(), l, &scale, &zp, want.data());
       quantize_u8_fn(isa)(x.data(), n, scale, zp, got.data());
       EXPECT_EQ(want, got) << "zero point " << zp;
+      // The exact-fp32 path's input: the same integers less the zero point, bit for bit (+0,
+      // never -0, for the zero point itself).
+      std::vector<float> got_c(static_cast<size_t>(n), -7.0f);
+      chain_quantize_fn(isa)(x.data(), n, scale, zp, ChainStore::F32, got_c.data());
+      for (int64_t i = 0; i < n; ++i) {
+        const float want_c = static_cast<float>(want[static_cast<size_t>(i)] - zp);
+        ASSERT_EQ(0, std::memcmp(&want_c, &got_c[static_cast<size_t>(i)], sizeof(float)))
+            << "zero point " << zp << " at " << i << ": " << got_c[static_cast<size_t>(i)];
+      }
     }
   }
 }

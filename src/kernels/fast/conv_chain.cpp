@@ -153,7 +153,7 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
   dw_ = chain_dw_f32_ref;
   dense_int_ = chain_dense_u8_ref;
   int_store_ = ChainStore::U8;
-  quantize_ = chain_quantize_ref;
+  quantize_ = chain_quantize_fn(isa);
 #if defined(TINYQ_X86_KERNELS)
   if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) {
     dense_f32_ = chain_dense_f32_avx512;
@@ -169,10 +169,6 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
     dense_int_ = chain_dense_s16_avx2;
     int_store_ = ChainStore::S16;
   }
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni)
-    quantize_ = chain_quantize_avx512;
-  else if (isa == Isa::Avx2)
-    quantize_ = chain_quantize_avx2;
 #endif
   minmax_ = minmax_fn(isa);
 

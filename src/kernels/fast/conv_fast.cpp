@@ -237,6 +237,16 @@ QAddFn qadd_fn(Isa isa) {
   return qadd_ref;
 }
 
+ChainQuantizeFn chain_quantize_fn(Isa isa) {
+#if defined(TINYQ_X86_KERNELS)
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return chain_quantize_avx512;
+  if (isa == Isa::Avx2) return chain_quantize_avx2;
+#else
+  (void)isa;
+#endif
+  return chain_quantize_ref;
+}
+
 std::string conv_fast_declines(const ConvParams& p) {
   if (p.spatial_rank < 1 || p.spatial_rank > 2) return "only 1-D and 2-D convolutions";
   if (p.group < 1 || p.in_channels % p.group != 0 || p.out_channels % p.group != 0) return "bad grouping";
@@ -591,7 +601,7 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   // 255 * max|w - zw|).
   // The c4 tiles (VNNI, one group) fill lanes 4 channels at a time instead of 16.
   const bool c4 = isa == Isa::Avx512Vnni && group_ == 1;
-  const int64_t lane_block = c4 ? 4 : layout_.nb;
+  const int64_t lane_block = c4 ? 4 : layout_.lane_block;
   const double occupancy = static_cast<double>(mg_) / static_cast<double>(round_up(mg_, lane_block)) *
                            static_cast<double>(cg_) / static_cast<double>(round_up(cg_, layout_.kg));
   const double exact_bound = static_cast<double>(k) * 255.0 * static_cast<double>(std::max(max_abs, 1));
@@ -899,6 +909,7 @@ void QConvFast::run_via_f32(const ConvParams& p, const QInput& x, const QOutput&
   const int32_t zp = kernel_zero_point(x);
   const uint8_t zp_u8 = static_cast<uint8_t>(zp);
   const QuantizeU8Fn quantize = quantize_u8_fn(isa_);
+  const ChainQuantizeFn quantize_centered = chain_quantize_fn(isa_);  // F32 store: q - zp as floats
   const int64_t plane_elems = p.in_channels * planes * PS;
   const int64_t out_image = m_ * OH * OW;
   const size_t in_bytes = input_elem_bytes(x.kind);
@@ -930,6 +941,18 @@ void QConvFast::run_via_f32(const ConvParams& p, const QInput& x, const QOutput&
         }
         const void* row = static_cast<const uint8_t*>(x.data) +
                           static_cast<size_t>(((n * p.in_channels + c) * H + ih) * W) * in_bytes;
+        if (sw == 1 && x.kind == QInputKind::F32) {
+          // fp32 input quantised straight into the plane row, the padding 0 (the zero point less
+          // itself): no byte row and no scalar widening pass (learned_filter's exit conv).
+          float* d = buf + (c * planes + rh) * PS + jh * l.J[1];
+          const int64_t lo = std::clamp<int64_t>(l.pad[1], 0, l.J[1]);
+          const int64_t hi = std::clamp<int64_t>(l.pad[1] + W, lo, l.J[1]);
+          std::fill(d, d + lo, 0.0f);
+          quantize_centered(static_cast<const float*>(row) + (lo - l.pad[1]), hi - lo, x.scale, x.zero_point,
+                            ChainStore::F32, d + lo);
+          std::fill(d + hi, d + l.J[1], 0.0f);
+          continue;
+        }
         source_row_u8(x, row, W, -l.pad[1], 1, padded_len, zp_u8, quantize, padded.data());
         for (int64_t rw = 0; rw < sw; ++rw) {
           float* d = buf + (c * planes + rh * sw + rw) * PS + jh * l.J[1];

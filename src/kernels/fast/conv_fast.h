@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "kernels/dispatch.h"
+#include "kernels/fast/chain_kernels.h"
 #include "kernels/fast/micro_kernels.h"
 #include "kernels/reduce.h"
 #include "kernels/ref/conv_ref.h"
@@ -305,5 +306,8 @@ QuantizeU8Fn quantize_u8_fn(Isa isa);
 QuantizeS8Fn quantize_s8_fn(Isa isa);
 DequantizeFn dequantize_fn(Isa isa);
 QAddFn qadd_fn(Isa isa);
+/// DynamicQuantizeLinear's quantisation into a chain store (chain_kernels.h); with
+/// ChainStore::F32, q - zero_point as floats (the exact-fp32 integer paths' input).
+ChainQuantizeFn chain_quantize_fn(Isa isa);
 
 }  // namespace tinyq::kernels

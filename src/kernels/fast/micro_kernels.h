@@ -137,6 +137,9 @@ struct QKernelLayout {
   int kg;          ///< activation elements per k-step
   int act_bytes;   ///< 1: uint8 activations, 2: int16 (zero-extended uint8)
   int w_bytes;     ///< 1: int8 weights, 2: int16
+  /// Channels a tile computes at the least: a block's last channels cost this many lanes, not
+  /// nb (the AVX2 kernel runs a last block of <= 8 channels on one ymm half).
+  int lane_block;
 };
 
 void qtile_rows_u8s8_ref(const QTileRows& t);
@@ -174,9 +177,9 @@ using PackC4Fn = void (*)(const uint8_t* const* rows, int64_t n, uint8_t flip, u
 void pack_c4_ref(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst);
 void pack_c4_avx2(const uint8_t* const* rows, int64_t n, uint8_t flip, uint8_t fill, uint8_t* dst);
 
-constexpr QKernelLayout kQLayoutRef{16, 4, 1, 1};
-constexpr QKernelLayout kQLayoutAvx2{8, 2, 2, 2};
-constexpr QKernelLayout kQLayoutVnni{16, 4, 1, 1};
+constexpr QKernelLayout kQLayoutRef{16, 4, 1, 1, 16};
+constexpr QKernelLayout kQLayoutAvx2{16, 2, 2, 2, 8};
+constexpr QKernelLayout kQLayoutVnni{16, 4, 1, 1, 16};
 
 // ---------------------------------------------------------------------------------------------
 // Element-wise helpers of the dynamic-quantisation paths.

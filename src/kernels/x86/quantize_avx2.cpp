@@ -242,6 +242,9 @@ void pack_nhwc(const uint8_t* src, int64_t ld_src, int64_t channels, int64_t pad
       for (int64_t c = c0; c < c0 + 16; ++c)
         dst[p * step + c] = static_cast<T>(static_cast<uint8_t>(src[c * ld_src + p] ^ flip));
   }
+  // The channels past the last whole 16 and the padding lanes, if any (a per-position loop
+  // with nothing to do cost as much as the transposes on 16-channel rows).
+  if (c_full == pad_to) return;
   for (int64_t p = 0; p < n; ++p) {
     T* d = dst + p * step;
     for (int64_t c = c_full; c < channels; ++c) d[c] = static_cast<T>(static_cast<uint8_t>(src[c * ld_src + p] ^ flip));

@@ -34,18 +34,36 @@ struct OpContext {
 /// Inputs of one run: nullptr for an omitted optional input.
 using OpInputs = std::vector<const Tensor*>;
 
+/// What a measured run (Op::run_measured) measures, and what it is handed.
+struct RunRanges {
+  /// One per output: each float output's finite range is folded in (calibration). Or null.
+  kernels::FiniteRange* out = nullptr;
+  /// With `out`, per output: nothing reads it, only its range is wanted, so the op may leave
+  /// it empty (its range must then still be complete). Or null.
+  const std::vector<bool>* range_only = nullptr;
+  /// To fill, or null: output 0's {min, max} as DynamicQuantizeLinear scans it (NaN skipped,
+  /// {0, 0} when no value is a number), for the op that reads it next (hands_minmax).
+  float* out0_minmax = nullptr;
+  /// Input 0's {min, max} as above, measured by the op that wrote it, or null (takes_minmax).
+  const float* in0_minmax = nullptr;
+};
+
 class Op {
  public:
   virtual ~Op() = default;
   /// Fills outputs (already sized to the node's output count).
   virtual void run(const OpInputs& inputs, std::vector<Tensor>& outputs) = 0;
-  /// run(), and the finite range of each float output k folded into ranges[k] (one entry per
-  /// output): calibration watches activations this way. Ops whose kernels write in cache-sized
-  /// blocks fold each block as it is written (FusedConv); the default makes a pass over each
-  /// output afterwards. range_only[k]: nothing reads output k, only its range is wanted, so an
-  /// op may leave outputs[k] empty (its range must then still be complete).
-  virtual void run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, kernels::FiniteRange* ranges,
-                            const std::vector<bool>& range_only);
+  /// run(), measuring or handed what RunRanges says. Calibration watches activations through
+  /// RunRanges::out: ops whose kernels write in cache-sized blocks fold each block as it is
+  /// written (FusedConv); the default makes a pass over each output afterwards. An op that
+  /// scans its input's range before anything else (DynQConv: the DynamicQuantizeLinear it
+  /// absorbed) takes the scan from its producer instead, where that producer made it while
+  /// writing (hands_minmax); the default ignores both.
+  virtual void run_measured(const OpInputs& inputs, std::vector<Tensor>& outputs, const RunRanges& ranges);
+  /// Whether run_measured fills RunRanges::out0_minmax, at little cost (while writing).
+  virtual bool hands_minmax() const { return false; }
+  /// Whether run_measured uses RunRanges::in0_minmax.
+  virtual bool takes_minmax() const { return false; }
 };
 
 using OpFactory = std::unique_ptr<Op> (*)(const OpContext&);

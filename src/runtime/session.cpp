@@ -27,6 +27,8 @@ struct Step {
   std::vector<int> inputs;   // value slots, -1 for omitted
   std::vector<int> outputs;  // value slots, -1 for omitted
   std::vector<bool> range_only;  // per output: watched and read by no step (run_measured may skip it)
+  bool hands_minmax = false;     // output 0's {min, max} goes to a later step that takes it
+  int minmax_from = -1;          // input 0's slot when its producer hands this step its {min, max}
 };
 
 std::string describe(DType dtype, const Shape& shape) {
@@ -48,6 +50,7 @@ struct Session::Impl {
   std::vector<int> last_use;          // per slot: index of the last step that reads it
   std::vector<const std::string*> observed_name;  // per slot: its name when watched, or null
   std::vector<bool> is_input_slot;
+  bool hands_minmax = false;          // some step takes its input's {min, max} from its producer
 
   int slot(const std::string& name) {
     auto it = slot_of.find(name);
@@ -96,7 +99,7 @@ struct Session::Impl {
         throw Error(node.label(), "domain '" + node.domain + "' is not supported (only the default ONNX domain)");
       const rt::OpDef* def = fused ? rt::passes::find_fused_op(node.op_type) : rt::find_op(node.op_type, opset);
       if (!def) throw Error(node.label(), "unsupported op '" + node.op_type + "' at opset " + std::to_string(opset));
-      Step step{&node, nullptr, {}, {}, {}};
+      Step step{&node, nullptr, {}, {}, {}, false, -1};
       rt::OpContext ctx{node, opset, {}};
       bool all_constant = true;
       for (const auto& in : node.inputs) step.inputs.push_back(in.empty() ? -1 : slot(in));
@@ -128,6 +131,19 @@ struct Session::Impl {
     for (int s : output_slots) last_use[s] = static_cast<int>(steps.size());
     for (Step& step : steps)
       for (int s : step.outputs) step.range_only.push_back(s >= 0 && observed_name[s] && last_use[s] < 0);
+    // {min, max} hand-over: a step that scans its input's range before anything else (DynQConv)
+    // takes it from a producer that measures it while writing (output 0), not from a pass.
+    std::unordered_map<int, size_t> producer;  // slot of an output 0 -> its step
+    for (size_t i = 0; i < steps.size(); ++i)
+      if (!steps[i].outputs.empty() && steps[i].outputs[0] >= 0) producer[steps[i].outputs[0]] = i;
+    for (Step& step : steps) {
+      if (step.inputs.empty() || step.inputs[0] < 0 || !step.op->takes_minmax()) continue;
+      auto it = producer.find(step.inputs[0]);
+      if (it == producer.end() || !steps[it->second].op->hands_minmax()) continue;
+      steps[it->second].hands_minmax = true;
+      step.minmax_from = step.inputs[0];
+      hands_minmax = true;
+    }
   }
 
   // Runs a node whose inputs are all constant once, now, and keeps its outputs as constants.
@@ -143,12 +159,12 @@ struct Session::Impl {
     }
   }
 
-  // ranges: also measure every output's range (SessionOptions::on_range), or null.
+  // ranges: what a measured run measures and is handed, or null for a plain run.
   static void run_step(Step& step, const rt::OpInputs& in, std::vector<Tensor>& out,
-                       kernels::FiniteRange* ranges = nullptr) {
+                       const rt::RunRanges* ranges = nullptr) {
     try {
       if (ranges)
-        step.op->run_measured(in, out, ranges, step.range_only);
+        step.op->run_measured(in, out, *ranges);
       else
         step.op->run(in, out);
     } catch (const Error& e) {
@@ -235,6 +251,9 @@ struct Session::Impl {
       for (size_t s = 0; s < observed_name.size(); ++s)
         if (observed_name[s] && (is_constant[s] || is_input_slot[s])) options.on_tensor(*observed_name[s], values[s]);
     std::vector<kernels::FiniteRange> ranges;  // per output of a step with watched outputs (on_range)
+    // Per slot, the {min, max} producers handed on (hands_minmax), and whether it was.
+    std::vector<float> slot_minmax(hands_minmax ? 2 * values.size() : 0);
+    std::vector<char> minmax_set(hands_minmax ? values.size() : 0, 0);
     for (size_t i = 0; i < steps.size(); ++i) {
       Step& step = steps[i];
       in.clear();
@@ -242,22 +261,33 @@ struct Session::Impl {
       out.assign(step.outputs.size(), Tensor());
       bool watched = false;
       for (int s : step.outputs) watched |= s >= 0 && observed_name[s];
+      rt::RunRanges rr;
       kernels::FiniteRange* measure = nullptr;
       if (options.on_range && watched) {
         ranges.assign(step.outputs.size(), kernels::FiniteRange());
-        measure = ranges.data();
+        measure = rr.out = ranges.data();
+        rr.range_only = &step.range_only;
       }
+      float handed[2] = {0.0f, 0.0f};
+      if (step.hands_minmax) rr.out0_minmax = handed;
+      if (step.minmax_from >= 0 && minmax_set[step.minmax_from]) rr.in0_minmax = &slot_minmax[2 * step.minmax_from];
+      const rt::RunRanges* measured_run = rr.out || rr.out0_minmax || rr.in0_minmax ? &rr : nullptr;
       if (profile_enabled()) {
         const auto t0 = std::chrono::steady_clock::now();
-        run_step(step, in, out, measure);
+        run_step(step, in, out, measured_run);
         step_ns.resize(steps.size());
         step_ns[i] += std::chrono::duration<double, std::nano>(std::chrono::steady_clock::now() - t0).count();
         if (i + 1 == steps.size()) ++profiled_runs;
       } else {
-        run_step(step, in, out, measure);
+        run_step(step, in, out, measured_run);
       }
       for (size_t k = 0; k < out.size(); ++k)
         if (step.outputs[k] >= 0) values[step.outputs[k]] = std::move(out[k]);
+      if (step.hands_minmax) {
+        slot_minmax[2 * step.outputs[0]] = handed[0];
+        slot_minmax[2 * step.outputs[0] + 1] = handed[1];
+        minmax_set[step.outputs[0]] = 1;
+      }
       for (size_t k = 0; k < step.outputs.size(); ++k) {
         const int s = step.outputs[k];
         if (s < 0 || !observed_name[s]) continue;

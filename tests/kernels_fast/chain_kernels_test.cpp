@@ -32,6 +32,7 @@
 #include "kernels/fast/micro_kernels.h"
 #include "kernels/ref/conv_ref.h"
 #include "kernels/ref/qconv_ref.h"
+#include "kernels/ref/qlinear_ref.h"
 #include "require_isa.h"
 
 namespace tinyq::kernels {
@@ -632,8 +633,13 @@ TEST(ChainKernelsC4, TilesMatchReferenceExactly) {
             }
             for (float& v : r) v = bd(rng);
             std::vector<uint8_t> want(static_cast<size_t>(m * n * 4)), got(want.size());
+            // Dequant: the running range the tiles keep of what they store (a following
+            // DynamicQuantizeLinear's scan), started from a range of earlier tiles.
+            float mm[2][2] = {{-0.5f, 0.5f}, {-0.5f, 0.5f}};
+            const bool dq = kind == QEpilogueKind::Dequant;
             for (int pass = 0; pass < 2; ++pass) {
               QTileC4 t;
+              t.epi.minmax = dq ? mm[pass] : nullptr;
               t.src = src.data();
               t.k_off = k_off.data();
               t.ksteps = ksteps;
@@ -646,7 +652,7 @@ TEST(ChainKernelsC4, TilesMatchReferenceExactly) {
               t.epi.bias = bias.data();
               t.epi.res = res ? r.data() : nullptr;
               t.epi.ld_res = n;
-              t.epi.clamp = true;
+              t.epi.clamp = !dq;  // unclamped Dequant values: extremes the range must find
               t.epi.lo = -3.0f;
               t.epi.hi = 2.5f;
               t.epi.zero_point = kind == QEpilogueKind::RequantS8 ? -9 : 41;
@@ -656,6 +662,14 @@ TEST(ChainKernelsC4, TilesMatchReferenceExactly) {
             }
             ASSERT_EQ(want, got) << "c4 m" << m << " n" << n << " ksteps " << ksteps << " kind "
                                  << static_cast<int>(kind) << (res ? " res" : "") << " fill " << fill;
+            if (dq) {
+              float lo = 0.0f, hi = 0.0f;
+              minmax_f32_ref(reinterpret_cast<const float*>(want.data()), m * n, &lo, &hi);
+              EXPECT_EQ(mm[0][0], std::min(lo, -0.5f));
+              EXPECT_EQ(mm[0][1], std::max(hi, 0.5f));
+              EXPECT_EQ(mm[1][0], mm[0][0]) << "c4 m" << m << " n" << n;
+              EXPECT_EQ(mm[1][1], mm[0][1]) << "c4 m" << m << " n" << n;
+            }
           }
         }
       }

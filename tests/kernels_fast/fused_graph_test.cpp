@@ -10,7 +10,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -143,6 +145,33 @@ TEST(FusedGraph, DynamicConvChainsAreBitExact) {
   mb.output("y");
   const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {1, 3, 13, 17}, -2.0f, 3.0f)}, 0.0);
   EXPECT_EQ(joined(ops), "DynQConv DynQConv DynQConv DynQConv");
+}
+
+// Each DynQConv takes its input's {min, max} from the DynQConv that wrote it (the c4 tiles
+// measure it while writing, Op::run_measured) instead of scanning the tensor again. Bit for
+// bit the unfused graph, with an infinity or a NaN in the input and with flat planes, on one
+// thread and two.
+TEST(FusedGraph, DynamicConvsHandTheirRangesOn) {
+  std::mt19937 rng(6);
+  ModelBuilder mb;
+  mb.input("x", DType::F32, {1, 4, 19, 23});
+  test::add_dynamic_conv_relu(mb, rng, "x", "a", {16, 4, 3, 3}, 0.0123f, 1, {1, 1}, "");
+  test::add_dynamic_conv_relu(mb, rng, "a", "b", {16, 16, 3, 3}, 0.0123f, 1, {1, 1}, "a");
+  test::add_dynamic_conv_relu(mb, rng, "b", "y", {8, 16, 3, 3}, 0.0123f, 1, {1, 1}, "");
+  mb.output("y");
+  const float inf = std::numeric_limits<float>::infinity();
+  for (int input = 0; input < 4; ++input) {
+    Tensor x = test::random_f32(rng, {1, 4, 19, 23}, -2.0f, 3.0f);
+    float* px = x.data<float>();
+    if (input == 1) px[37] = inf;
+    if (input == 2) px[200] = std::numeric_limits<float>::quiet_NaN();
+    if (input == 3) std::fill(px, px + x.numel(), 0.25f);  // flat planes
+    for (int threads : {1, 2}) {
+      SCOPED_TRACE("input " + std::to_string(input) + " threads " + std::to_string(threads));
+      const auto ops = expect_fused_matches(mb.model, {x}, 0.0, threads);
+      EXPECT_EQ(joined(ops), "DynQConv DynQConv DynQConv");
+    }
+  }
 }
 
 TEST(FusedGraph, DynamicMlpIsBitExactAndOneNode) {

@@ -668,12 +668,17 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
 void QConvFast::run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
   const bool c4 = c4_fn_ && p.spatial_rank == 2 && p.stride[0] == 1 && p.stride[1] == 1 && p.dilation[0] == 1 &&
                   p.dilation[1] == 1;
+  if (c4 && !via_f32_) {
+    run_c4(p, x, y, threads);
+    return;
+  }
   if (via_f32_)
     run_via_f32(p, x, y, threads);
-  else if (c4)
-    run_c4(p, x, y, threads);
   else
     run_tiles(p, x, y, threads);
+  if (y.minmax && y.kind == QEpilogueKind::Dequant)
+    minmax_fn(isa_)(static_cast<const float*>(y.dst), p.batch * m_ * p.out_size[0] * p.out_size[1] * p.out_size[2],
+                    &y.minmax[0], &y.minmax[1]);
 }
 
 void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
@@ -707,9 +712,15 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
   uint8_t* const bufs = lease.as<uint8_t>();
   const size_t ob = out_bytes(y.kind);
+  // y.minmax: each worker's tiles keep a running range of what they write, merged at the end.
+  const bool track = y.minmax && y.kind == QEpilogueKind::Dequant;
+  const float inf = std::numeric_limits<float>::infinity();
+  float range[2] = {inf, -inf};
+  std::mutex range_mu;
   for (int64_t n = 0; n < p.batch; ++n) {
     parallel_for(static_cast<int>(parts), parts, [&](int64_t part_begin, int64_t part_end) {
       std::vector<uint8_t> rows_buf(static_cast<size_t>(4 * W));
+      float mine[2] = {inf, -inf};
       for (int64_t part = part_begin; part < part_end; ++part) {
         const int64_t oh0 = OH * part / parts, oh1 = OH * (part + 1) / parts;
         if (oh0 >= oh1) continue;
@@ -769,10 +780,21 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
           e.zero_point = y.zero_point;
           e.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
           e.ld_dst = OH * OW;
+          e.minmax = track ? mine : nullptr;
           c4_fn_(t);
         }
       }
+      if (track) {
+        std::lock_guard<std::mutex> lock(range_mu);
+        range[0] = std::min(range[0], mine[0]);
+        range[1] = std::max(range[1], mine[1]);
+      }
     });
+  }
+  if (track) {  // as minmax_f32: {0, 0} when nothing was a number
+    const bool none = range[0] > range[1];
+    y.minmax[0] = none ? 0.0f : range[0];
+    y.minmax[1] = none ? 0.0f : range[1];
   }
 }
 

@@ -197,6 +197,10 @@ struct QOutput {
   float lo = 0.0f, hi = 0.0f;
   const int32_t* bias_i32 = nullptr; ///< Requant: int32 bias per channel, or null
   int32_t zero_point = 0;            ///< Requant
+  /// Dequant, or null: set to {min, max} of everything written, NaN skipped, {0, 0} when no
+  /// value is a number (minmax_f32's answer; what a following DynamicQuantizeLinear scans). The
+  /// c4 tiles take it while they write; the other paths make a pass at the end.
+  float* minmax = nullptr;
 };
 
 /// Integer weights with their zero points, as an op has them.

@@ -127,6 +127,10 @@ struct QTileRows {
   void* dst = nullptr;
   int64_t ld_dst = 0;
   bool channel_major = true;      ///< NCHW planes (true) or position-major rows (false)
+  /// Dequant, or null: the running {min, max} of the stored values, NaN skipped (the range a
+  /// following DynamicQuantizeLinear scans), updated in place. Taken by the c4 tiles and the
+  /// reference epilogue only.
+  float* minmax = nullptr;
 };
 
 using QTileRowsFn = void (*)(const QTileRows&);

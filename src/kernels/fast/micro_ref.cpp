@@ -146,6 +146,10 @@ void tile_epilogue(const QTileRows& t, int64_t c, uint32_t acc, int64_t at, int6
         y = y > t.hi ? t.hi : y;
       }
       static_cast<float*>(t.dst)[at] = y;
+      if (t.minmax && !std::isnan(y)) {
+        t.minmax[0] = y < t.minmax[0] ? y : t.minmax[0];
+        t.minmax[1] = y > t.minmax[1] ? y : t.minmax[1];
+      }
       break;
     }
     case QEpilogueKind::RequantU8:

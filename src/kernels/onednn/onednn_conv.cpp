@@ -15,6 +15,7 @@
 
 #include "common/qmath.h"
 #include "kernels/fast/micro_kernels.h"
+#include "kernels/fast/select.h"
 
 namespace tinyq::kernels {
 
@@ -347,6 +348,10 @@ void QConvOneDnn::run(const ConvParams& p, const QInput& x, const QOutput& y, in
     }
   }
   impl_->last_impl = e.pd.impl_info_str();
+  if (y.minmax && y.kind == QEpilogueKind::Dequant)
+    minmax_fn(elementwise_isa())(static_cast<const float*>(y.dst),
+                                 p.batch * p.out_channels * p.out_size[0] * p.out_size[1] * p.out_size[2], &y.minmax[0],
+                                 &y.minmax[1]);
 }
 
 std::string QConvOneDnn::impl_name() const {

@@ -77,20 +77,21 @@ struct Epi {
     zp = _mm512_set1_epi32(tr.zero_point);
   }
   // v: accumulators; corr/scale/bias vectors; res pointer or null; dst byte address.
-  inline void apply(__m512i v, __m512i corr, __m512 scale, __m512 bias, bool has_bias, const float* res,
-                    void* dst, __mmask16 mask) const {
+  // Returns the stored floats (Dequant), else 0.
+  inline __m512 apply(__m512i v, __m512i corr, __m512 scale, __m512 bias, bool has_bias, const float* res,
+                      void* dst, __mmask16 mask) const {
     v = _mm512_sub_epi32(v, corr);
     switch (t.kind) {
       case QEpilogueKind::Int32:
         _mm512_mask_storeu_epi32(dst, mask, v);
-        return;
+        return _mm512_setzero_ps();
       case QEpilogueKind::Dequant: {
         __m512 y = _mm512_mul_ps(_mm512_cvtepi32_ps(v), scale);
         if (has_bias) y = _mm512_add_ps(y, bias);
         if (res) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, res));
         if (t.clamp) y = _mm512_min_ps(hi, _mm512_max_ps(lo, y));  // passes NaN through, as Relu and Clip do
         _mm512_mask_storeu_ps(dst, mask, y);
-        return;
+        return y;
       }
       case QEpilogueKind::RequantU8:
       case QEpilogueKind::RequantS8: {
@@ -99,9 +100,10 @@ struct Epi {
         y = _mm512_min_ps(_mm512_max_ps(y, qlo), qhi);
         const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(y), zp);  // round half to even
         _mm_mask_storeu_epi8(dst, mask, _mm512_cvtepi32_epi8(q));
-        return;
+        return _mm512_setzero_ps();
       }
     }
+    return _mm512_setzero_ps();
   }
 };
 
@@ -220,8 +222,15 @@ inline void transpose_blocks(__m512i a[4]) {
 
 // R groups of 4 positions (R a multiple of 4) x G groups of 4 channels of one 16-channel block.
 // A short tile (np < 4R positions) repeats its last group (computed, not stored).
+// The running range of stored Dequant values (QTileRows::minmax) as vectors, carried from tile
+// to tile of one call and reduced once at its end.
+struct RunningRange {
+  __m512 mn, mx;
+};
+
 template <int R, int G>
-__attribute__((noinline)) void c4_tile(const QTileC4& t, const Epi& epi, int64_t p0, int64_t np, int64_t blk) {
+__attribute__((noinline)) void c4_tile(const QTileC4& t, const Epi& epi, int64_t p0, int64_t np, int64_t blk,
+                                       RunningRange* range) {
   static_assert(R % 4 == 0, "positions come in sixteens");
   __m512i acc[R][G];
 #pragma GCC unroll 8
@@ -249,6 +258,10 @@ __attribute__((noinline)) void c4_tile(const QTileC4& t, const Epi& epi, int64_t
   const bool dq = e.kind == QEpilogueKind::Dequant;
   const size_t ob = out_bytes(e.kind);
   char* dst = static_cast<char*>(e.dst);
+  // range: the stored values' range in registers, the running value second in min / max so
+  // that NaN lanes leave it unchanged.
+  const bool track = range != nullptr;
+  __m512 mn = track ? range->mn : _mm512_setzero_ps(), mx = track ? range->mx : _mm512_setzero_ps();
   // Unrolled (constant indices): a tile indexed by a rolled loop would live in memory.
 #pragma GCC unroll 4
   for (int g = 0; g < G; ++g) {
@@ -267,31 +280,47 @@ __attribute__((noinline)) void c4_tile(const QTileC4& t, const Epi& epi, int64_t
         const __m512 scale = _mm512_set1_ps(e.scale ? e.scale[ch] : 1.0f);
         const __m512 bias = _mm512_set1_ps(dq && e.bias ? e.bias[ch] : 0.0f);
         const float* res = dq && e.res ? e.res + ch * e.ld_res + p : nullptr;
-        epi.apply(v[b], corr, scale, bias, dq && e.bias, res, dst + (ch * e.ld_dst + p) * ob, pmask);
+        const __m512 y = epi.apply(v[b], corr, scale, bias, dq && e.bias, res, dst + (ch * e.ld_dst + p) * ob, pmask);
+        if (track) {
+          mn = _mm512_mask_min_ps(mn, pmask, y, mn);
+          mx = _mm512_mask_max_ps(mx, pmask, y, mx);
+        }
       }
     }
+  }
+  if (track) {
+    range->mn = mn;
+    range->mx = mx;
   }
 }
 
 template <int R, int G>
-void c4_block(const QTileC4& t, const Epi& epi, int64_t blk) {
-  for (int64_t p0 = 0; p0 < t.n; p0 += 4 * R) c4_tile<R, G>(t, epi, p0, t.n - p0 < 4 * R ? t.n - p0 : 4 * R, blk);
+void c4_block(const QTileC4& t, const Epi& epi, int64_t blk, RunningRange* range) {
+  for (int64_t p0 = 0; p0 < t.n; p0 += 4 * R)
+    c4_tile<R, G>(t, epi, p0, t.n - p0 < 4 * R ? t.n - p0 : 4 * R, blk, range);
 }
 
 }  // namespace
 
 void qtile_c4_u8s8_avx512vnni(const QTileC4& t) {
   const Epi epi(t.epi);
+  const bool track = t.epi.kind == QEpilogueKind::Dequant && t.epi.minmax;
+  RunningRange running{_mm512_set1_ps(track ? t.epi.minmax[0] : 0.0f), _mm512_set1_ps(track ? t.epi.minmax[1] : 0.0f)};
+  RunningRange* range = track ? &running : nullptr;
   for (int64_t blk = 0; blk * 16 < t.m; ++blk) {
     const int64_t groups = (t.m - blk * 16 + 3) / 4;
     if (groups >= 4)
-      c4_block<4, 4>(t, epi, blk);
+      c4_block<4, 4>(t, epi, blk, range);
     else if (groups == 3)
-      c4_block<8, 3>(t, epi, blk);
+      c4_block<8, 3>(t, epi, blk, range);
     else if (groups == 2)
-      c4_block<8, 2>(t, epi, blk);
+      c4_block<8, 2>(t, epi, blk, range);
     else
-      c4_block<8, 1>(t, epi, blk);
+      c4_block<8, 1>(t, epi, blk, range);
+  }
+  if (track) {
+    t.epi.minmax[0] = _mm512_reduce_min_ps(running.mn);
+    t.epi.minmax[1] = _mm512_reduce_max_ps(running.mx);
   }
 }
 

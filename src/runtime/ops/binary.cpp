@@ -63,12 +63,11 @@ class BinaryNode final : public Op {
   void run(const OpInputs& in, std::vector<Tensor>& out) override { out[0] = binary_broadcast(op_, *in[0], *in[1]); }
   // Same-shape floats (a residual Add, as calibration watches it): computed in chunks, each
   // folded into the range right after it is written, while it is in L1.
-  void run_measured(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* ranges,
-                    const std::vector<bool>& range_only) override {
+  void run_measured(const OpInputs& in, std::vector<Tensor>& out, const RunRanges& ranges) override {
     const Tensor& a = *in[0];
     const Tensor& b = *in[1];
-    if (a.dtype() != DType::F32 || b.dtype() != DType::F32 || a.shape() != b.shape()) {
-      Op::run_measured(in, out, ranges, range_only);
+    if (!ranges.out || a.dtype() != DType::F32 || b.dtype() != DType::F32 || a.shape() != b.shape()) {
+      Op::run_measured(in, out, ranges);
       return;
     }
     Tensor y = Tensor::uninitialized(DType::F32, a.shape());
@@ -76,7 +75,7 @@ class BinaryNode final : public Op {
     for (int64_t i = 0; i < y.numel(); i += kChunk) {
       const int64_t n = std::min(kChunk, y.numel() - i);
       kernels::binary_ref<float>(op_, a.data<float>() + i, 1, b.data<float>() + i, 1, y.data<float>() + i, n);
-      ranges[0].fold(y.data<float>() + i, n);
+      ranges.out[0].fold(y.data<float>() + i, n);
     }
     out[0] = std::move(y);
   }

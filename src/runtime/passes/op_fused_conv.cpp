@@ -119,9 +119,8 @@ class FusedConvOp final : public Op {
   }
 
   void run(const OpInputs& in, std::vector<Tensor>& out) override { compute(in, out, nullptr, false); }
-  void run_measured(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* ranges,
-                    const std::vector<bool>& range_only) override {
-    compute(in, out, ranges, also_pre_ && range_only[1]);
+  void run_measured(const OpInputs& in, std::vector<Tensor>& out, const RunRanges& ranges) override {
+    compute(in, out, ranges.out, also_pre_ && ranges.out && ranges.range_only && (*ranges.range_only)[1]);
   }
 
  private:
@@ -231,13 +230,29 @@ class DynQConvOp final : public Op {
     minmax_ = kernels::minmax_fn(kernels::elementwise_isa());
   }
 
-  void run(const OpInputs& in, std::vector<Tensor>& out) override {
+  void run(const OpInputs& in, std::vector<Tensor>& out) override { compute(in, out, nullptr); }
+  void run_measured(const OpInputs& in, std::vector<Tensor>& out, const RunRanges& ranges) override {
+    compute(in, out, &ranges);
+  }
+  bool hands_minmax() const override { return fast_ != nullptr; }
+  bool takes_minmax() const override { return true; }
+
+ private:
+  // ranges, or null: x's {min, max} as the op that wrote it measured it, and what to measure.
+  void compute(const OpInputs& in, std::vector<Tensor>& out, const RunRanges* ranges) {
     const Tensor& x = *in[0];
     if (x.dtype() != DType::F32) throw Error(std::string("x must be float, is ") + dtype_name(x.dtype()));
     const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
-    // DynamicQuantizeLinear's parameters, then the scale product the graph's Mul computed.
+    // DynamicQuantizeLinear's parameters (its scan of x, or the one x's producer made while
+    // writing it), then the scale product the graph's Mul computed.
     float lo = 0.0f, hi = 0.0f;
-    parallel_minmax(minmax_, x.data<float>(), x.numel(), kernels::current_threads(), &lo, &hi);
+    if (ranges && ranges->in0_minmax) {
+      lo = ranges->in0_minmax[0];
+      hi = ranges->in0_minmax[1];
+    } else {
+      parallel_minmax(minmax_, x.data<float>(), x.numel(), kernels::current_threads(), &lo, &hi);
+    }
+    float* hand = ranges ? ranges->out0_minmax : nullptr;
     const qmath::QParams q = qmath::dynamic_qparams_uint8(lo, hi);
     std::vector<float> scale(w_scale_.size());
     for (size_t c = 0; c < scale.size(); ++c) scale[c] = q.scale * w_scale_[c];
@@ -266,14 +281,18 @@ class DynQConvOp final : public Op {
       qo.clamp = act_now;
       qo.lo = act_.lo;
       qo.hi = act_.hi;
+      qo.minmax = whole && (!r || res_fused) ? hand : nullptr;
       fast_->run(p, qi, qo, kernels::current_threads());
+      if (qo.minmax) hand = nullptr;  // measured while written
     } else {
       run_reference(p, x, q, scale, y, res_fused ? r : nullptr, act_now);
     }
     out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
+    const Tensor& o = out[0];
+    if (hand) parallel_minmax(minmax_, o.data<float>(), o.numel(), kernels::current_threads(), &hand[0], &hand[1]);
+    if (ranges && ranges->out) ranges->out[0].fold(o.data<float>(), o.numel());
   }
 
- private:
   // The unfused chain with the scalar reference kernels (weights whose w - zw leave int8).
   void run_reference(const kernels::ConvParams& p, const Tensor& x, const qmath::QParams& q,
                      const std::vector<float>& scale, Tensor& y, const Tensor* r, bool act_now) const {

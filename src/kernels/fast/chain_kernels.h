@@ -120,6 +120,14 @@ void chain_quantize_avx512(const float* src, int64_t n, float scale, int32_t zer
 /// DynamicQuantizeLinear's quantisation of n floats with a per-tensor scale and uint8 zero
 /// point (qmath::quantize: divide, round half to even, saturate to [0, 255]), stored as
 ///   U8 / S16: q;   F32: float(q - zero_point)  (centred, for the float-exact kernels).
+/// The spatial mean that closes a chain (ReduceMean over H and W, as ONNX Runtime computes it):
+/// for each channel c < m, the sum over positions p in order of double(src[p * ms + c] * scale)
+/// (the product in float: a static chain's DequantizeLinear), in double, divided by the
+/// position count and rounded to float. ms (the row stride) is a multiple of 16.
+using ChainMeanFn = void (*)(const float* src, int64_t positions, int64_t m, int64_t ms, float scale, float* dst);
+void chain_mean_ref(const float* src, int64_t positions, int64_t m, int64_t ms, float scale, float* dst);
+void chain_mean_avx512(const float* src, int64_t positions, int64_t m, int64_t ms, float scale, float* dst);
+
 using ChainQuantizeFn = void (*)(const float* src, int64_t n, float scale, int32_t zero_point, ChainStore store,
                                  void* dst);
 void chain_quantize_ref(const float* src, int64_t n, float scale, int32_t zero_point, ChainStore store, void* dst);

@@ -134,4 +134,17 @@ void chain_quantize_ref(const float* src, int64_t n, float scale, int32_t zero_p
   }
 }
 
+void chain_mean_ref(const float* src, int64_t positions, int64_t m, int64_t ms, float scale, float* dst) {
+  // Sixteen channels at a time, their sums held in registers over all positions (each channel's
+  // sum is one chain of dependent adds: the more channels side by side, the better).
+  for (int64_t c0 = 0; c0 < m; c0 += 16) {
+    double acc[16] = {};
+    for (int64_t p = 0; p < positions; ++p) {
+      const float* v = src + p * ms + c0;
+      for (int j = 0; j < 16; ++j) acc[j] += static_cast<double>(v[j] * scale);  // v * 1 is v itself
+    }
+    for (int64_t j = 0; j < 16 && c0 + j < m; ++j) dst[c0 + j] = static_cast<float>(acc[j] / static_cast<double>(positions));
+  }
+}
+
 }  // namespace tinyq::kernels

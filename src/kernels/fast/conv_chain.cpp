@@ -171,6 +171,10 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
   }
 #endif
   minmax_ = minmax_fn(isa);
+  mean_fn_ = chain_mean_ref;
+#if defined(TINYQ_X86_KERNELS)
+  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) mean_fn_ = chain_mean_avx512;
+#endif
 
   const bool integer = kind_ != ChainKind::F32;
   for (size_t i = 0; i < d.layers.size(); ++i) {
@@ -596,23 +600,10 @@ void ConvChain::run(const void* x, int64_t n, int64_t h, int64_t w, void* y, int
   if (mean_) {
     // As ReduceMean computes it: a double sum per channel in position order, divided, rounded
     // to float; the static chains first dequantise each value as DequantizeLinear does.
-    // Sixteen channels at a time, their sums held in registers over all positions (a sum array
-    // in memory made every add wait on the previous store; each channel's sum is one chain of
-    // dependent adds, so the more channels side by side the better); ms is a multiple of 16.
     const float* o = reinterpret_cast<const float*>(outbuf);
     const float s = kind_ == ChainKind::Static ? mean_scale_ : 1.0f;
-    for (int64_t img = 0; img < n; ++img) {
-      float* d = static_cast<float*>(y) + img * ll.m;
-      for (int64_t c0 = 0; c0 < ll.m; c0 += 16) {
-        double acc[16] = {};
-        for (int64_t p = 0; p < positions; ++p) {
-          const float* v = o + (img * positions + p) * ll.ms + c0;
-          for (int j = 0; j < 16; ++j) acc[j] += static_cast<double>(v[j] * s);  // v * 1 is v itself
-        }
-        for (int64_t j = 0; j < 16 && c0 + j < ll.m; ++j)
-          d[c0 + j] = static_cast<float>(acc[j] / static_cast<double>(positions));
-      }
-    }
+    for (int64_t img = 0; img < n; ++img)
+      mean_fn_(o + img * positions * ll.ms, positions, ll.m, ll.ms, s, static_cast<float*>(y) + img * ll.m);
     return;
   }
   for (int64_t img = 0; img < n; ++img)

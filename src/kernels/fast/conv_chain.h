@@ -123,6 +123,7 @@ class ConvChain {
   ChainDenseFn dense_f32_, dense_int_;
   ChainDwFn dw_;
   ChainQuantizeFn quantize_;
+  ChainMeanFn mean_fn_;
   MinMaxFn minmax_;
   ChainStore int_store_;
   mutable std::mutex plan_mu_;

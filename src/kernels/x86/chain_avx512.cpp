@@ -12,6 +12,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "kernels/fast/micro_kernels.h"
@@ -304,6 +305,34 @@ void chain_quantize_avx512(const float* src, int64_t n, float scale, int32_t zer
   if (i < n)
     chain_quantize_ref(src + i, n - i, scale, zero_point, store,
                        static_cast<char*>(dst) + i * static_cast<int64_t>(store_bytes(store)));
+}
+
+// The chain's closing mean (chain_kernels.h, ChainMeanFn): up to 128 channels' double sums in
+// 16 registers, so each position's row is read once and no add waits on another channel's.
+void chain_mean_avx512(const float* src, int64_t positions, int64_t m, int64_t ms, float scale, float* dst) {
+  const __m512 s = _mm512_set1_ps(scale);
+  for (int64_t c0 = 0; c0 < m; c0 += 128) {
+    const int vecs = static_cast<int>(std::min<int64_t>(8, (m - c0 + 15) / 16));  // 16-channel groups
+    __m512d acc[16];
+    for (int k = 0; k < 16; ++k) acc[k] = _mm512_setzero_pd();
+    for (int64_t p = 0; p < positions; ++p) {
+      const float* v = src + p * ms + c0;
+#pragma GCC unroll 8
+      for (int g = 0; g < 8; ++g) {  // the product in float, as the reference
+        if (g >= vecs) break;  // (unrolled: constant indices keep acc in registers)
+        const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(v + 16 * g), s);
+        acc[2 * g] = _mm512_add_pd(acc[2 * g], _mm512_cvtps_pd(_mm512_castps512_ps256(x)));
+        acc[2 * g + 1] = _mm512_add_pd(acc[2 * g + 1], _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1))));
+      }
+    }
+    const __m512d count = _mm512_set1_pd(static_cast<double>(positions));
+    for (int g = 0; g < vecs; ++g) {
+      alignas(64) float out[16];
+      _mm256_store_ps(out, _mm512_cvtpd_ps(_mm512_div_pd(acc[2 * g], count)));
+      _mm256_store_ps(out + 8, _mm512_cvtpd_ps(_mm512_div_pd(acc[2 * g + 1], count)));
+      for (int64_t j = 0; j < 16 && c0 + 16 * g + j < m; ++j) dst[c0 + 16 * g + j] = out[j];
+    }
+  }
 }
 
 // The QDQ residual add (micro_kernels.h, QAddArgs) 16 values at a time. It sits here, with

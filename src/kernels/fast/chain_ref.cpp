@@ -15,9 +15,8 @@ namespace tinyq::kernels {
 
 namespace {
 
-// The epilogue of one lane; `s` the float sum (F32 kernels) or `si` the exact integer sum.
-inline void epilogue_f32_sum(const ChainEpilogue& e, int64_t c, float s, void* dst, int64_t at) {
-  float y = s;
+// The float epilogues' last steps: bias, clamp, store, running range.
+inline void finish_float(const ChainEpilogue& e, int64_t c, float y, void* dst, int64_t at) {
   if (e.bias) y = y + e.bias[c];
   if (e.clamp) {  // as clip_ref: NaN passes
     y = y < e.lo ? e.lo : y;
@@ -30,20 +29,12 @@ inline void epilogue_f32_sum(const ChainEpilogue& e, int64_t c, float s, void* d
   }
 }
 
+// The epilogue of one lane's exact integer sum `si` (a float sum of the F32 kernels goes through
+// finish_float alone).
 inline void epilogue_int_sum(const ChainEpilogue& e, int64_t c, int32_t si, void* dst, int64_t at) {
   const int32_t v = static_cast<int32_t>(static_cast<uint32_t>(si) - static_cast<uint32_t>(e.corr ? e.corr[c] : 0));
   if (e.kind == ChainEpi::Dequant) {
-    float y = static_cast<float>(v) * e.scale[c];
-    if (e.bias) y = y + e.bias[c];
-    if (e.clamp) {
-      y = y < e.lo ? e.lo : y;
-      y = y > e.hi ? e.hi : y;
-    }
-    static_cast<float*>(dst)[at] = y;
-    if (e.minmax && !std::isnan(y)) {
-      e.minmax[0] = y < e.minmax[0] ? y : e.minmax[0];
-      e.minmax[1] = y > e.minmax[1] ? y : e.minmax[1];
-    }
+    finish_float(e, c, static_cast<float>(v) * e.scale[c], dst, at);
     return;
   }
   const int32_t q = qmath::requantize(v, e.scale[c], e.zero_point, e.qmin, e.qmax);
@@ -59,7 +50,7 @@ inline int32_t exact_int(float s) { return static_cast<int32_t>(s); }
 
 inline void finish_f32(const ChainEpilogue& e, int64_t c, float s, void* dst, int64_t at) {
   if (e.kind == ChainEpi::F32)
-    epilogue_f32_sum(e, c, s, dst, at);
+    finish_float(e, c, s, dst, at);
   else
     epilogue_int_sum(e, c, exact_int(s), dst, at);
 }

@@ -78,55 +78,6 @@ int conv_f32_block_rows(int isa_level, int64_t channels) {
   return 1;
 }
 
-void qtile_rows_u8s8_ref(const QTileRows& t) {
-  const uint8_t* src = static_cast<const uint8_t*>(t.src);
-  const int8_t* w = static_cast<const int8_t*>(t.w);
-  const int64_t nb = kQLayoutRef.nb, kg = kQLayoutRef.kg;
-  const bool u8 = t.kind == QEpilogueKind::RequantU8;
-  const int32_t qmin = u8 ? 0 : -128, qmax = u8 ? 255 : 127;
-  for (int64_t p = 0; p < t.n; ++p) {
-    for (int64_t c = 0; c < t.m; ++c) {
-      const int8_t* wc = w + (c / nb) * t.ksteps * nb * kg + (c % nb) * kg;
-      uint32_t acc = 0;  // wraps modulo 2^32, as ONNX allows
-      for (int64_t j = 0; j < t.ksteps; ++j) {
-        const uint8_t* a = src + p * t.step + t.k_off[j];
-        const int8_t* wj = wc + j * nb * kg;
-        for (int64_t i = 0; i < kg; ++i)
-          acc += static_cast<uint32_t>(static_cast<int32_t>(a[i]) * static_cast<int32_t>(wj[i]));
-      }
-      acc -= static_cast<uint32_t>(t.corr ? t.corr[c] : 0);
-      const int32_t v = static_cast<int32_t>(acc);
-      const int64_t at = t.channel_major ? c * t.ld_dst + p : p * t.ld_dst + c;
-      const int64_t res_at = t.channel_major ? c * t.ld_res + p : p * t.ld_res + c;
-      switch (t.kind) {
-        case QEpilogueKind::Int32:
-          static_cast<int32_t*>(t.dst)[at] = v;
-          break;
-        case QEpilogueKind::Dequant: {
-          float y = static_cast<float>(v) * t.scale[c];
-          if (t.bias) y = y + t.bias[c];
-          if (t.res) y = y + t.res[res_at];
-          if (t.clamp) {  // as clip_ref: NaN passes
-            y = y < t.lo ? t.lo : y;
-            y = y > t.hi ? t.hi : y;
-          }
-          static_cast<float*>(t.dst)[at] = y;
-          break;
-        }
-        case QEpilogueKind::RequantU8:
-        case QEpilogueKind::RequantS8: {
-          const int32_t q = qmath::requantize(v, t.scale[c], t.zero_point, qmin, qmax);
-          if (u8)
-            static_cast<uint8_t*>(t.dst)[at] = static_cast<uint8_t>(q);
-          else
-            static_cast<int8_t*>(t.dst)[at] = static_cast<int8_t>(q);
-          break;
-        }
-      }
-    }
-  }
-}
-
 namespace {
 
 // The QTileRows epilogue of one value: acc less corr, then Int32 / Dequant / Requant into
@@ -165,6 +116,27 @@ void tile_epilogue(const QTileRows& t, int64_t c, uint32_t acc, int64_t at, int6
 }
 
 }  // namespace
+
+void qtile_rows_u8s8_ref(const QTileRows& t) {
+  const uint8_t* src = static_cast<const uint8_t*>(t.src);
+  const int8_t* w = static_cast<const int8_t*>(t.w);
+  const int64_t nb = kQLayoutRef.nb, kg = kQLayoutRef.kg;
+  for (int64_t p = 0; p < t.n; ++p) {
+    for (int64_t c = 0; c < t.m; ++c) {
+      const int8_t* wc = w + (c / nb) * t.ksteps * nb * kg + (c % nb) * kg;
+      uint32_t acc = 0;  // wraps modulo 2^32, as ONNX allows
+      for (int64_t j = 0; j < t.ksteps; ++j) {
+        const uint8_t* a = src + p * t.step + t.k_off[j];
+        const int8_t* wj = wc + j * nb * kg;
+        for (int64_t i = 0; i < kg; ++i)
+          acc += static_cast<uint32_t>(static_cast<int32_t>(a[i]) * static_cast<int32_t>(wj[i]));
+      }
+      const int64_t at = t.channel_major ? c * t.ld_dst + p : p * t.ld_dst + c;
+      const int64_t res_at = t.channel_major ? c * t.ld_res + p : p * t.ld_res + c;
+      tile_epilogue(t, c, acc, at, res_at);
+    }
+  }
+}
 
 void qtile_c4_u8s8_ref(const QTileC4& t) {
   for (int64_t p = 0; p < t.n; ++p) {

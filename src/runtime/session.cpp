@@ -251,9 +251,9 @@ struct Session::Impl {
       for (size_t s = 0; s < observed_name.size(); ++s)
         if (observed_name[s] && (is_constant[s] || is_input_slot[s])) options.on_tensor(*observed_name[s], values[s]);
     std::vector<kernels::FiniteRange> ranges;  // per output of a step with watched outputs (on_range)
-    // Per slot, the {min, max} producers handed on (hands_minmax), and whether it was.
+    // Per slot, the {min, max} a producer hands on (hands_minmax). Producers run first and always
+    // fill it, so a consumer's minmax_from slot is set by the time it runs.
     std::vector<float> slot_minmax(hands_minmax ? 2 * values.size() : 0);
-    std::vector<char> minmax_set(hands_minmax ? values.size() : 0, 0);
     for (size_t i = 0; i < steps.size(); ++i) {
       Step& step = steps[i];
       in.clear();
@@ -262,15 +262,13 @@ struct Session::Impl {
       bool watched = false;
       for (int s : step.outputs) watched |= s >= 0 && observed_name[s];
       rt::RunRanges rr;
-      kernels::FiniteRange* measure = nullptr;
       if (options.on_range && watched) {
         ranges.assign(step.outputs.size(), kernels::FiniteRange());
-        measure = rr.out = ranges.data();
+        rr.out = ranges.data();
         rr.range_only = &step.range_only;
       }
-      float handed[2] = {0.0f, 0.0f};
-      if (step.hands_minmax) rr.out0_minmax = handed;
-      if (step.minmax_from >= 0 && minmax_set[step.minmax_from]) rr.in0_minmax = &slot_minmax[2 * step.minmax_from];
+      if (step.hands_minmax) rr.out0_minmax = &slot_minmax[2 * step.outputs[0]];
+      if (step.minmax_from >= 0) rr.in0_minmax = &slot_minmax[2 * step.minmax_from];
       const rt::RunRanges* measured_run = rr.out || rr.out0_minmax || rr.in0_minmax ? &rr : nullptr;
       if (profile_enabled()) {
         const auto t0 = std::chrono::steady_clock::now();
@@ -283,18 +281,12 @@ struct Session::Impl {
       }
       for (size_t k = 0; k < out.size(); ++k)
         if (step.outputs[k] >= 0) values[step.outputs[k]] = std::move(out[k]);
-      if (step.hands_minmax) {
-        slot_minmax[2 * step.outputs[0]] = handed[0];
-        slot_minmax[2 * step.outputs[0] + 1] = handed[1];
-        minmax_set[step.outputs[0]] = 1;
-      }
       for (size_t k = 0; k < step.outputs.size(); ++k) {
         const int s = step.outputs[k];
         if (s < 0 || !observed_name[s]) continue;
         const bool skipped = values[s].empty() && step.range_only[k];  // measured, never stored
-        if (measure && (values[s].dtype() == DType::F32 || skipped))
-          options.on_range(*observed_name[s],
-                           ObservedRange{measure[k].lo, measure[k].hi, measure[k].count, measure[k].nonfinite});
+        if (rr.out && (values[s].dtype() == DType::F32 || skipped))
+          options.on_range(*observed_name[s], ObservedRange{rr.out[k].lo, rr.out[k].hi, rr.out[k].count, rr.out[k].nonfinite});
         else if (options.on_tensor)
           options.on_tensor(*observed_name[s], values[s]);
       }

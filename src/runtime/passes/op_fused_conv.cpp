@@ -168,10 +168,12 @@ class FusedConvOp final : public Op {
     if (r && !res_fused) {
       out[0] = add_broadcast(c, *r, act_);
     } else {
-      Tensor y = also_pre_ || r ? Tensor(DType::F32, shape) : c;
+      // With a residual (and so perhaps a second output) the sum is a tensor of its own; else
+      // the activation applies to c in place.
+      Tensor y = res_fused ? Tensor(DType::F32, shape) : c;
       float* py = y.data<float>();
-      const float* pc = c.data<float>();
-      for (int64_t i = 0; i < y.numel(); ++i) py[i] = res_fused ? pc[i] + r->data<float>()[i] : pc[i];
+      if (res_fused)
+        for (int64_t i = 0; i < y.numel(); ++i) py[i] = c.data<float>()[i] + r->data<float>()[i];
       if (act_now) apply_activation(py, y.numel(), act_);
       out[0] = std::move(y);
     }

@@ -665,6 +665,27 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
         }
 }
 
+namespace {
+
+// A tile's epilogue fields from the run's QOutput: channels from c0 on, the output (and residual)
+// channel planes `plane` apart from element offset out_off.
+void set_epilogue(const QOutput& y, const int32_t* corr, int64_t c0, int64_t out_off, int64_t plane, QTileRows& e) {
+  e.kind = y.kind;
+  e.corr = corr + c0;
+  e.scale = y.scale ? y.scale + c0 : nullptr;
+  e.bias = y.bias ? y.bias + c0 : nullptr;
+  e.res = y.residual ? y.residual + out_off : nullptr;
+  e.ld_res = plane;
+  e.clamp = y.clamp;
+  e.lo = y.lo;
+  e.hi = y.hi;
+  e.zero_point = y.zero_point;
+  e.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * out_bytes(y.kind);
+  e.ld_dst = plane;
+}
+
+}  // namespace
+
 void QConvFast::run(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
   const bool c4 = c4_fn_ && p.spatial_rank == 2 && p.stride[0] == 1 && p.stride[1] == 1 && p.dilation[0] == 1 &&
                   p.dilation[1] == 1;
@@ -711,7 +732,6 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
       for (int64_t q = 0; q < Q; ++q) k_off.push_back(q * plane + (kh * wp + kw) * 4);
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
   uint8_t* const bufs = lease.as<uint8_t>();
-  const size_t ob = out_bytes(y.kind);
   // y.minmax: each worker's tiles keep a running range of what they write, merged at the end.
   const bool track = y.minmax && y.kind == QEpilogueKind::Dequant;
   const float inf = std::numeric_limits<float>::infinity();
@@ -766,21 +786,8 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
           t.n = OW;
           t.w = packed_c4_.data();
           t.m = m_;
-          QTileRows& e = t.epi;
-          e.kind = y.kind;
-          e.corr = corr.data();
-          e.scale = y.scale;
-          e.bias = y.bias;
-          const int64_t out_off = n * m_ * OH * OW + oh * OW;
-          e.res = y.residual ? y.residual + out_off : nullptr;
-          e.ld_res = OH * OW;
-          e.clamp = y.clamp;
-          e.lo = y.lo;
-          e.hi = y.hi;
-          e.zero_point = y.zero_point;
-          e.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
-          e.ld_dst = OH * OW;
-          e.minmax = track ? mine : nullptr;
+          set_epilogue(y, corr.data(), 0, n * m_ * OH * OW + oh * OW, OH * OW, t.epi);
+          t.epi.minmax = track ? mine : nullptr;
           c4_fn_(t);
         }
       }
@@ -827,7 +834,6 @@ void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y
   uint8_t* buf = lease.as<uint8_t>();
   const size_t in_bytes = input_elem_bytes(x.kind);
   const int64_t nb = layout_.nb, blocks = (mg_ + nb - 1) / nb;
-  const size_t ob = out_bytes(y.kind);
   const int64_t k = cg_ * kernel_[0] * kernel_[1];
   const int eff_threads = useful_threads(threads, static_cast<double>(m_) * OH * OW * k / 4.0);
 
@@ -904,19 +910,7 @@ void QConvFast::run_tiles(const ConvParams& p, const QInput& x, const QOutput& y
         t.n = len;
         t.w = packed_.data() + g * blocks * ksteps_ * nb * layout_.kg * layout_.w_bytes;
         t.m = mg_;
-        t.kind = y.kind;
-        t.corr = corr.data() + g * mg_;
-        t.scale = y.scale ? y.scale + g * mg_ : nullptr;
-        t.bias = y.bias ? y.bias + g * mg_ : nullptr;
-        const int64_t out_off = (n * m_ + g * mg_) * OH * OW + dst_pos;
-        t.res = y.residual ? y.residual + out_off : nullptr;
-        t.ld_res = OH * OW;
-        t.clamp = y.clamp;
-        t.lo = y.lo;
-        t.hi = y.hi;
-        t.zero_point = y.zero_point;
-        t.dst = static_cast<uint8_t*>(y.dst) + static_cast<size_t>(out_off) * ob;
-        t.ld_dst = OH * OW;
+        set_epilogue(y, corr.data(), g * mg_, (n * m_ + g * mg_) * OH * OW + dst_pos, OH * OW, t);
         t.channel_major = true;
         tile_fn_(t);
       }

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "common/qmath.h"
 #include "kernels/fast/thread_pool.h"
@@ -205,6 +206,33 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
       const int64_t at = (m * cg + c) * taps + t;
       return integer ? static_cast<float>(s.w_int[at]) : s.w_f32[at];
     };
+    // The integer kernels' weights, packed per 16-channel block as [block][k-step][16][kg]
+    // (int8 for U8 input, int16 for S16), with each channel's weight sum. place(c, t) gives the
+    // (k-step, lane) of input channel c, tap t.
+    const int64_t kg = int_store_ == ChainStore::U8 ? 4 : 2;
+    auto pack_int = [&](int64_t ksteps, auto place) {
+      const size_t total = static_cast<size_t>(l.ms * ksteps * kg);
+      if (kg == 4)
+        l.w8.assign(total, 0);
+      else
+        l.w16.assign(total, 0);
+      l.wsum.assign(static_cast<size_t>(l.ms), 0);
+      for (int64_t m = 0; m < l.m; ++m) {
+        uint32_t sum = 0;
+        for (int64_t c = 0; c < l.c; ++c)
+          for (int64_t t = 0; t < taps; ++t) {
+            const int32_t v = s.w_int[(m * l.c + c) * taps + t];
+            sum += static_cast<uint32_t>(v);
+            const auto [j, lane] = place(c, t);
+            const size_t at = static_cast<size_t>((((m / 16) * ksteps + j) * 16 + m % 16) * kg + lane);
+            if (kg == 4)
+              l.w8[at] = static_cast<int8_t>(v);
+            else
+              l.w16[at] = static_cast<int16_t>(v);
+          }
+        l.wsum[static_cast<size_t>(m)] = static_cast<int32_t>(sum);
+      }
+    };
     if (is_depthwise(s)) {
       // Centred floats in for the integer chains too: a depthwise layer is bound by its
       // multiply-adds, and widening 8-bit input at every load would add to them.
@@ -218,30 +246,11 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
       l.planar = true;
       l.in_store = int_store_;
       l.cs = 1;
-      const int64_t kg = int_store_ == ChainStore::U8 ? 4 : 2;
-      const int64_t groups = (l.kw + kg - 1) / kg, ksteps = l.c * l.kh * groups;
-      const size_t total = static_cast<size_t>(l.ms * ksteps * kg);
-      if (kg == 4)
-        l.w8.assign(total, 0);
-      else
-        l.w16.assign(total, 0);
-      l.wsum.assign(static_cast<size_t>(l.ms), 0);
-      for (int64_t m = 0; m < l.m; ++m) {
-        uint32_t sum = 0;
-        for (int64_t c = 0; c < l.c; ++c)
-          for (int64_t a = 0; a < l.kh; ++a)
-            for (int64_t b = 0; b < l.kw; ++b) {
-              const int32_t v = s.w_int[((m * l.c + c) * l.kh + a) * l.kw + b];
-              sum += static_cast<uint32_t>(v);
-              const int64_t j = (c * l.kh + a) * groups + b / kg;
-              const size_t at = static_cast<size_t>((((m / 16) * ksteps + j) * 16 + m % 16) * kg + b % kg);
-              if (kg == 4)
-                l.w8[at] = static_cast<int8_t>(v);
-              else
-                l.w16[at] = static_cast<int16_t>(v);
-            }
-        l.wsum[static_cast<size_t>(m)] = static_cast<int32_t>(sum);
-      }
+      // A k-step: kg consecutive columns of one kernel row of one channel (the planar rows).
+      const int64_t groups = (l.kw + kg - 1) / kg;
+      pack_int(l.c * l.kh * groups, [&](int64_t c, int64_t t) {
+        return std::make_pair((c * l.kh + t / l.kw) * groups + t % l.kw / kg, t % l.kw % kg);
+      });
     } else if (!integer || float_exact(s)) {
       l.kernel = Kernel::DenseF32;
       l.in_store = ChainStore::F32;
@@ -254,29 +263,9 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
     } else {
       l.kernel = Kernel::DenseInt;
       l.in_store = int_store_;
-      const int64_t kg = int_store_ == ChainStore::U8 ? 4 : 2;
-      const int64_t groups = (l.c + kg - 1) / kg, ksteps = taps * groups;
-      const size_t total = static_cast<size_t>(l.ms * ksteps * kg);
-      if (kg == 4)
-        l.w8.assign(total, 0);
-      else
-        l.w16.assign(total, 0);
-      l.wsum.assign(static_cast<size_t>(l.ms), 0);
-      for (int64_t m = 0; m < l.m; ++m) {
-        uint32_t sum = 0;
-        for (int64_t t = 0; t < taps; ++t)
-          for (int64_t c = 0; c < l.c; ++c) {
-            const int32_t v = s.w_int[(m * l.c + c) * taps + t];
-            sum += static_cast<uint32_t>(v);
-            const size_t at =
-                static_cast<size_t>((((m / 16) * ksteps + t * groups + c / kg) * 16 + m % 16) * kg + c % kg);
-            if (kg == 4)
-              l.w8[at] = static_cast<int8_t>(v);
-            else
-              l.w16[at] = static_cast<int16_t>(v);
-          }
-        l.wsum[static_cast<size_t>(m)] = static_cast<int32_t>(sum);
-      }
+      // A k-step: kg consecutive channels of one tap (channels-last input).
+      const int64_t groups = (l.c + kg - 1) / kg;
+      pack_int(taps * groups, [&](int64_t c, int64_t t) { return std::make_pair(t * groups + c / kg, c % kg); });
     }
     if (s.bias) {
       l.bias.assign(static_cast<size_t>(l.ms), 0.0f);

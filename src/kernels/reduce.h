@@ -16,9 +16,6 @@ namespace tinyq::kernels {
 /// where usable, see dispatch.h), else the scalar reference.
 int64_t finite_minmax_f32(const float* src, int64_t n, float* lo, float* hi);
 
-/// A running finite range: what finite_minmax_f32 folds, with its count of NaN / infinite values.
-/// Kernels that write a tensor block by block fold each block while it is still in cache
-/// (ConvF32Epilogue::range), so calibration's observer needs no pass over the tensor afterwards.
 /// A 2-D set of equal rows: row (i, j) of `len` values at src + i * outer_stride + j * stride,
 /// for i < outer, j < rows (an output block of a convolution: channels x rows of a plane).
 struct RowSet {
@@ -30,6 +27,10 @@ struct RowSet {
 /// (short rows each paid a reduction and a call of their own).
 int64_t finite_minmax_rows_f32(const RowSet& set, float* lo, float* hi);
 
+/// A running finite range: what finite_minmax_f32 folds, with its count of NaN / infinite values.
+/// Kernels that write a tensor block by block (ConvF32Epilogue::range) fold each block while it
+/// is still in cache, or measure values as they store them and merge, so calibration's observer
+/// needs no pass over the tensor afterwards.
 struct FiniteRange {
   float lo = std::numeric_limits<float>::infinity();
   float hi = -std::numeric_limits<float>::infinity();
@@ -42,6 +43,15 @@ struct FiniteRange {
   void fold(const RowSet& set) {
     nonfinite += finite_minmax_rows_f32(set, &lo, &hi);
     count += set.outer * set.rows * set.len;
+  }
+  void add(float x) {  // as finite_minmax_f32_ref
+    ++count;
+    if (!(x - x == 0.0f)) {  // NaN or infinite
+      ++nonfinite;
+      return;
+    }
+    lo = x < lo ? x : lo;
+    hi = x > hi ? x : hi;
   }
   void merge(const FiniteRange& o) {
     lo = o.lo < lo ? o.lo : lo;

@@ -22,6 +22,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
+#include <tuple>
 #include <random>
 #include <string>
 #include <vector>
@@ -209,6 +212,81 @@ TEST_P(Winograd, OtherStridesUseTheDirectKernel) {
     double worst = 0.0;
     for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(got[i] - want[i])));
     EXPECT_LE(worst, 1e-5) << (variant == 0 ? "stride 2" : "dilation 2");
+  }
+}
+
+// Calibration's measurements (ConvF32Epilogue::range, pre, pre_range), taken by the output
+// kernels as they store: the ranges equal a pass over what was stored, NaN and infinities
+// counted (a few in the input spread through their tiles, which takes the exact re-measure);
+// `pre` holds conv + bias bit for bit as a run without the residual stores it.
+TEST_P(Winograd, MeasuresWhatItStores) {
+  const Param prm = GetParam();
+  REQUIRE_ISA(prm.isa);
+  std::mt19937 rng(17);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  for (const WinoCase& k : kCases) {
+    SCOPED_TRACE(describe(k));
+    const ConvParams p = params_of(k);
+    std::vector<float> x(static_cast<size_t>(p.batch * p.in_channels * p.in_size[0] * p.in_size[1]));
+    std::vector<float> w(static_cast<size_t>(p.out_channels * p.in_channels * 9));
+    std::vector<float> b(static_cast<size_t>(p.out_channels));
+    std::vector<float> res(static_cast<size_t>(out_numel(p)));
+    for (auto* v : {&x, &w, &b, &res})
+      for (float& f : *v) f = d(rng);
+    ConvF32Winograd wino(prm.isa, p, w.data(), prm.tile);
+    for (int nonfinite = 0; nonfinite < 2; ++nonfinite) {
+      if (nonfinite) {
+        x[x.size() / 3] = std::numeric_limits<float>::quiet_NaN();
+        x[x.size() / 2] = std::numeric_limits<float>::infinity();
+      }
+      for (int threads : {1, 3}) {
+        ConvF32Epilogue plain;
+        plain.bias = b.data();
+        std::vector<float> conv(res.size());
+        wino.run(p, x.data(), plain, conv.data(), threads);
+
+        FiniteRange range, pre_range;
+        std::vector<float> got(res.size(), NAN), pre(res.size(), NAN);
+        ConvF32Epilogue ep = plain;
+        ep.residual = res.data();
+        ep.clamp = true;
+        ep.lo = -0.5f;
+        ep.hi = 0.75f;
+        ep.range = &range;
+        ep.pre = pre.data();
+        ep.pre_range = &pre_range;
+        wino.run(p, x.data(), ep, got.data(), threads);
+        EXPECT_EQ(0, std::memcmp(pre.data(), conv.data(), conv.size() * sizeof(float))) << "threads " << threads;
+
+        FiniteRange want, pre_want;
+        want.fold(got.data(), static_cast<int64_t>(got.size()));
+        pre_want.fold(conv.data(), static_cast<int64_t>(conv.size()));
+        for (const auto& [m, e, what] : {std::tie(range, want, "dst"), std::tie(pre_range, pre_want, "pre")}) {
+          EXPECT_EQ(m.lo, e.lo) << what << " threads " << threads;
+          EXPECT_EQ(m.hi, e.hi) << what << " threads " << threads;
+          EXPECT_EQ(m.count, e.count) << what << " threads " << threads;
+          EXPECT_EQ(m.nonfinite, e.nonfinite) << what << " threads " << threads;
+        }
+        if (nonfinite) {
+          EXPECT_GT(pre_range.nonfinite, 0);
+        }
+
+        // Without a residual, range alone (a Conv + Relu's output).
+        FiniteRange relu_range;
+        ConvF32Epilogue relu = plain;
+        relu.clamp = true;
+        relu.lo = 0.0f;
+        relu.hi = std::numeric_limits<float>::infinity();
+        relu.range = &relu_range;
+        wino.run(p, x.data(), relu, got.data(), threads);
+        FiniteRange relu_want;
+        relu_want.fold(got.data(), static_cast<int64_t>(got.size()));
+        EXPECT_EQ(relu_range.lo, relu_want.lo);
+        EXPECT_EQ(relu_range.hi, relu_want.hi);
+        EXPECT_EQ(relu_range.count, relu_want.count);
+        EXPECT_EQ(relu_range.nonfinite, relu_want.nonfinite);
+      }
+    }
   }
 }
 

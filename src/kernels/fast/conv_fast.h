@@ -87,7 +87,8 @@ struct ConvF32Epilogue {
   bool clamp = false;
   float lo = 0.0f, hi = 0.0f;
   /// Or null: the finite range of everything written to dst is folded in, block by block while
-  /// the block is still in cache (calibration's observers then need no pass over the output).
+  /// the block is still in cache, or (Winograd) in registers as it is stored (calibration's
+  /// observers then need no pass over the output).
   FiniteRange* range = nullptr;
   /// With a residual, the convolution's own output conv + bias (before the residual and the
   /// clamp), for a graph that still wants it (calibration watching both it and the residual

@@ -206,10 +206,7 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
   const int64_t v_stride = round_up(c_ * ld, 16) + 16, o_stride = round_up(k_padded_ * ld, 16) + 16;
   const int64_t v_floats = positions * v_stride, o_floats = positions * o_stride;
   const int64_t ptr_bytes = round_up(alpha * c_ * static_cast<int64_t>(sizeof(const float*)), 64);
-  // With ep.also_pre() the output step writes conv + bias to a compact block, [k][row][column],
-  // of the part's own, and finish_block adds the residual from there.
-  const int64_t pre_floats = ep.also_pre() ? round_up(k_ * m * ld * m, 16) : 0;
-  const int64_t part_bytes = (v_floats + o_floats + pre_floats) * static_cast<int64_t>(sizeof(float)) + ptr_bytes;
+  const int64_t part_bytes = (v_floats + o_floats) * static_cast<int64_t>(sizeof(float)) + ptr_bytes;
   const double macs = static_cast<double>(p.batch) * k_ * OH * OW * c_ * 9;
   const int parts = static_cast<int>(std::min<int64_t>(useful_threads(threads, macs), blocks));
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
@@ -247,14 +244,12 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
         if (ih >= 0 && ih < H) prefetch_span(src + next->n * in_image + (c * H + ih) * W + col, end - col, false);
       }
   };
-  // One block: input transform -> alpha^2 GEMMs -> output transform, in a thread's scratch.
-  // finish_block does the rest of the epilogue for each block right after, while it is in cache.
-  const ConvF32Epilogue ke = kernel_epilogue(ep);
+  // One block: input transform -> alpha^2 GEMMs -> output transform with the whole epilogue
+  // (ranges measured as it stores), in a thread's scratch.
   auto run_block = [&](int64_t blk, uint8_t* mine, FiniteRange* range, FiniteRange* pre_range) {
     float* v = reinterpret_cast<float*>(mine);
     float* o = v + v_floats;
-    float* pre_block = o + o_floats;
-    const float** rows = reinterpret_cast<const float**>(pre_block + pre_floats);
+    const float** rows = reinterpret_cast<const float**>(o + o_floats);
     const BlockAt at = block_at(blk), next_at = block_at(std::min(blk + 1, blocks - 1));
     const float* x = src + at.n * in_image;
     for (int64_t c = 0; c < c_; ++c)
@@ -294,31 +289,21 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     out.xi_stride = o_stride;
     out.channels = k_;
     out.tiles = at.tiles;
-    const int64_t row0 = at.th * m, col0 = at.tw0 * m;
-    const int64_t rows_out = std::min<int64_t>(m, OH - row0);
-    const int64_t len = std::min<int64_t>(OW, col0 + m * at.tiles) - col0;
-    if (pre_floats) {  // the block alone, as if it were the whole output
-      out.dst = pre_block;
-      out.out_h = rows_out;
-      out.out_w = len;
-      out.plane = rows_out * len;
-      out.row0 = out.col0 = 0;
-    } else {
-      out.dst = dst + at.n * out_image;
-      out.out_h = OH;
-      out.out_w = OW;
-      out.plane = OH * OW;
-      out.row0 = row0;
-      out.col0 = col0;
-    }
-    out.bias = ke.bias;
-    out.residual = ke.residual ? ke.residual + at.n * out_image : nullptr;
-    out.clamp = ke.clamp;
-    out.lo = ke.lo;
-    out.hi = ke.hi;
+    out.dst = dst + at.n * out_image;
+    out.out_h = OH;
+    out.out_w = OW;
+    out.plane = OH * OW;
+    out.row0 = at.th * m;
+    out.col0 = at.tw0 * m;
+    out.bias = ep.bias;
+    out.residual = ep.residual ? ep.residual + at.n * out_image : nullptr;
+    out.clamp = ep.clamp;
+    out.lo = ep.lo;
+    out.hi = ep.hi;
+    out.pre = ep.also_pre() && ep.pre ? ep.pre + at.n * out_image : nullptr;
+    out.pre_range = ep.also_pre() && ep.pre_range ? pre_range : nullptr;
+    out.range = ep.range ? range : nullptr;
     output_fn_(out);
-    finish_block(ep, dst, BlockRows{at.n * out_image + row0 * OW + col0, k_, OH * OW, rows_out, OW, len},
-                 RowSet{pre_block, k_, rows_out * len, rows_out, len, len}, range, pre_range);
   };
   // Threads take runs of consecutive blocks from a shared counter rather than fixed shares: on
   // a loaded machine a worker that starts late then finds less left to do instead of holding

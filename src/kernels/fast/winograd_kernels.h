@@ -20,6 +20,8 @@
 
 #include <cstdint>
 
+#include "kernels/reduce.h"
+
 namespace tinyq::kernels {
 
 /// Input transform of a block: for every channel c and tile t < tiles (lanes up to ld are
@@ -54,7 +56,9 @@ struct WinoGemm {
 
 /// Output transform of a block and the epilogue of ConvF32Epilogue, in its order and with
 /// separate roundings: y = (A^T o A) + bias[k] + residual; clamp. Only outputs inside the
-/// plane are written.
+/// plane are written. Calibration's measurements are taken here, in registers, as the values
+/// are stored (a later pass over the block cost about 10% of a calibration run): the finite
+/// range of what goes to dst, and with a residual that of conv + bias before it (`pre`).
 struct WinoOutput {
   int m = 2;
   const float* o = nullptr;       ///< o[xi][k][t] at o[xi * xi_stride + k * ld + t]
@@ -68,6 +72,13 @@ struct WinoOutput {
   const float* residual = nullptr;  ///< same layout as dst, or null
   bool clamp = false;
   float lo = 0.0f, hi = 0.0f;
+  /// With a residual, or null: conv + bias (before the residual and the clamp) is also stored
+  /// here, in dst's layout.
+  float* pre = nullptr;
+  /// Or null: the finite range of the values stored to dst is folded in.
+  FiniteRange* range = nullptr;
+  /// With a residual, or null: the finite range of conv + bias is folded in.
+  FiniteRange* pre_range = nullptr;
 };
 
 using WinoInputFn = void (*)(const WinoInput&);

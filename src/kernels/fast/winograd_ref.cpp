@@ -109,12 +109,15 @@ void wino_output_ref(const WinoOutput& a) {
           for (int q = 0; q < alpha; ++q) y += s[i][q] * at[j * alpha + q];
           const int64_t idx = k * a.plane + h * a.out_w + w;
           if (a.bias) y = y + a.bias[k];
+          if (a.pre) a.pre[idx] = y;
+          if (a.pre_range) a.pre_range->add(y);
           if (a.residual) y = y + a.residual[idx];
           if (a.clamp) {  // as clip_ref: NaN passes
             y = y < a.lo ? a.lo : y;
             y = y > a.hi ? a.hi : y;
           }
           a.dst[idx] = y;
+          if (a.range) a.range->add(y);
         }
       }
     }

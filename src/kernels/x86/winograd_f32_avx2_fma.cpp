@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "kernels/fast/winograd_kernels.h"
 
@@ -180,29 +181,87 @@ inline void at(const __m256* o, __m256* s) {
 
 // 8 consecutive output columns from `col` of one row, with the epilogue; columns below
 // `limit` only.
+inline void store_masked(float* p, bool full, __m256i mask, __m256 y) {
+  if (full)
+    _mm256_storeu_ps(p, y);
+  else
+    _mm256_maskstore_ps(p, mask, y);
+}
+
+// The range of the values a block stores, kept in registers: a running min and max, and a
+// probe, probe += y * 0, that turns NaN when any y is NaN or infinite (as in the AVX-512
+// kernels).
+struct StoredRange {
+  __m256 lo = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  __m256 hi = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  __m256 probe = _mm256_setzero_ps();
+  void add(bool full, __m256i mask, __m256 y) {
+    if (full) {
+      lo = _mm256_min_ps(lo, y);
+      hi = _mm256_max_ps(hi, y);
+      probe = _mm256_fmadd_ps(y, _mm256_setzero_ps(), probe);
+    } else {
+      const __m256 in = _mm256_castsi256_ps(mask);
+      lo = _mm256_blendv_ps(lo, _mm256_min_ps(lo, y), in);
+      hi = _mm256_blendv_ps(hi, _mm256_max_ps(hi, y), in);
+      probe = _mm256_fmadd_ps(_mm256_and_ps(in, y), _mm256_setzero_ps(), probe);
+    }
+  }
+  /// Whether every value was finite (else lo and hi may hold NaN or infinities).
+  bool all_finite() const {
+    return _mm256_movemask_ps(_mm256_cmp_ps(probe, _mm256_setzero_ps(), _CMP_EQ_OQ)) == 0xFF;
+  }
+  void merge_into(FiniteRange* r, int64_t count) const {
+    alignas(32) float l[kLanes], h[kLanes];
+    _mm256_store_ps(l, lo);
+    _mm256_store_ps(h, hi);
+    FiniteRange mine;
+    for (int i = 0; i < kLanes; ++i) {
+      mine.lo = l[i] < mine.lo ? l[i] : mine.lo;
+      mine.hi = h[i] > mine.hi ? h[i] : mine.hi;
+    }
+    mine.count = count;
+    r->merge(mine);
+  }
+};
+
+// Stores 8 consecutive output columns starting at `col` of row `row_off` with the epilogue;
+// only columns below `limit` are written. `pre_range` and `range` measure them when
+// a.pre_range and a.range ask. With
+// kStore false nothing is stored and conv + bias goes to the exact `recount` instead (a block
+// that held a NaN or an infinity is measured again that way).
+template <bool kStore = true>
 inline void store_cols(const WinoOutput& a, int64_t k, int64_t row_off, int64_t col, int64_t limit, __m256 y,
-                       __m256 bias) {
+                       __m256 bias, StoredRange& pre_range, StoredRange& range, FiniteRange* recount = nullptr) {
   if (col >= limit) return;
   const bool full = col + kLanes <= limit;
   const __m256i mask = range_mask(0, limit - col);
   const int64_t idx = k * a.plane + row_off + col;
   if (a.bias) y = _mm256_add_ps(y, bias);
+  if (!kStore) {
+    alignas(32) float v[kLanes];
+    _mm256_store_ps(v, y);
+    for (int64_t i = 0; i < std::min<int64_t>(kLanes, limit - col); ++i) recount->add(v[i]);
+    return;
+  }
+  if (a.pre) store_masked(a.pre + idx, full, mask, y);
+  if (a.pre_range) pre_range.add(full, mask, y);
   if (a.residual)
     y = _mm256_add_ps(y, full ? _mm256_loadu_ps(a.residual + idx) : _mm256_maskload_ps(a.residual + idx, mask));
   if (a.clamp) y = _mm256_min_ps(_mm256_set1_ps(a.hi), _mm256_max_ps(_mm256_set1_ps(a.lo), y));  // NaN passes
-  if (full)
-    _mm256_storeu_ps(a.dst + idx, y);
-  else
-    _mm256_maskstore_ps(a.dst + idx, mask, y);
+  store_masked(a.dst + idx, full, mask, y);
+  if (a.range) range.add(full, mask, y);
 }
 
-template <int M>
-void output_block(const WinoOutput& a) {
+// kStore false: conv + bias measured into `recount`, exactly, and nothing stored.
+template <int M, bool kStore = true>
+void output_block(const WinoOutput& a, FiniteRange* recount = nullptr) {
   constexpr int kAlpha = M + 2;
   const int64_t vectors = (a.tiles + kLanes - 1) / kLanes;
   const int64_t xi_stride = a.xi_stride;
   const int64_t limit = std::min(a.out_w, a.col0 + M * a.tiles);
   const int rows = static_cast<int>(std::min<int64_t>(M, a.out_h - a.row0));
+  StoredRange pre_range, range;  // in registers: what is measured, as a.pre_range and a.range ask
   for (int64_t k = 0; k < a.channels; ++k) {
     const __m256 bias = _mm256_set1_ps(a.bias ? a.bias[k] : 0.0f);
     for (int64_t v = 0; v < vectors; ++v) {
@@ -219,11 +278,14 @@ void output_block(const WinoOutput& a) {
         __m256 y[M];
         at<M>(s[i], y);
         const int64_t row_off = (a.row0 + i) * a.out_w;
+        auto store = [&](int64_t col, __m256 cols) {
+          store_cols<kStore>(a, k, row_off, col, limit, cols, bias, pre_range, range, recount);
+        };
         if (M == 2) {
           // [y0_0 y1_0 y0_1 y1_1 | y0_4 ...] and [y0_2 y1_2 y0_3 y1_3 | y0_6 ...] -> tiles 0-3, 4-7.
           const __m256 l = _mm256_unpacklo_ps(y[0], y[1]), h = _mm256_unpackhi_ps(y[0], y[1]);
-          store_cols(a, k, row_off, col0, limit, _mm256_permute2f128_ps(l, h, 0x20), bias);
-          store_cols(a, k, row_off, col0 + kLanes, limit, _mm256_permute2f128_ps(l, h, 0x31), bias);
+          store(col0, _mm256_permute2f128_ps(l, h, 0x20));
+          store(col0 + kLanes, _mm256_permute2f128_ps(l, h, 0x31));
         } else {
           // 4 taps x 8 tiles -> 8 tiles x 4 taps: t0|t4, t1|t5, t2|t6, t3|t7, then 128-bit halves.
           const __m256 l01 = _mm256_unpacklo_ps(y[0], y[1]), h01 = _mm256_unpackhi_ps(y[0], y[1]);
@@ -235,13 +297,29 @@ void output_block(const WinoOutput& a) {
             return _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(x), _mm256_castps_pd(z)));
           };
           const __m256 t04 = lo(l01, l23), t15 = hi(l01, l23), t26 = lo(h01, h23), t37 = hi(h01, h23);
-          store_cols(a, k, row_off, col0, limit, _mm256_permute2f128_ps(t04, t15, 0x20), bias);
-          store_cols(a, k, row_off, col0 + kLanes, limit, _mm256_permute2f128_ps(t26, t37, 0x20), bias);
-          store_cols(a, k, row_off, col0 + 2 * kLanes, limit, _mm256_permute2f128_ps(t04, t15, 0x31), bias);
-          store_cols(a, k, row_off, col0 + 3 * kLanes, limit, _mm256_permute2f128_ps(t26, t37, 0x31), bias);
+          store(col0, _mm256_permute2f128_ps(t04, t15, 0x20));
+          store(col0 + kLanes, _mm256_permute2f128_ps(t26, t37, 0x20));
+          store(col0 + 2 * kLanes, _mm256_permute2f128_ps(t04, t15, 0x31));
+          store(col0 + 3 * kLanes, _mm256_permute2f128_ps(t26, t37, 0x31));
         }
       }
     }
+  }
+  if (!kStore) return;
+  // Values stored: channels x rows x the block's columns. A NaN or infinity among them (rare)
+  // has the block measured again exactly: dst from what was stored, conv + bias recomputed.
+  const int64_t count = a.channels * rows * (limit - a.col0);
+  if (a.range) {
+    if (range.all_finite())
+      range.merge_into(a.range, count);
+    else
+      a.range->fold(RowSet{a.dst + a.row0 * a.out_w + a.col0, a.channels, a.plane, rows, a.out_w, limit - a.col0});
+  }
+  if (a.pre_range) {
+    if (pre_range.all_finite())
+      pre_range.merge_into(a.pre_range, count);
+    else
+      output_block<M, false>(a, a.pre_range);
   }
 }
 

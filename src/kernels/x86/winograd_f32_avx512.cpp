@@ -12,6 +12,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "kernels/fast/winograd_kernels.h"
 
@@ -196,27 +197,73 @@ inline void at(const __m512* o, __m512* s) {
     at4(o, s);
 }
 
+// The range of the values a block stores, kept in registers: a running min and max, and a
+// probe, probe += y * 0, that turns NaN when any y is NaN or infinite (three operations per
+// vector; masking out the non-finite lanes as they come cost twice that, about as much as a
+// separate pass over the block).
+struct StoredRange {
+  __m512 lo = _mm512_set1_ps(std::numeric_limits<float>::infinity());
+  __m512 hi = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  __m512 probe = _mm512_setzero_ps();
+  void add(__mmask16 mask, __m512 y) {
+    if (mask == 0xFFFF) {
+      lo = _mm512_min_ps(lo, y);
+      hi = _mm512_max_ps(hi, y);
+      probe = _mm512_fmadd_ps(y, _mm512_setzero_ps(), probe);
+    } else {
+      lo = _mm512_mask_min_ps(lo, mask, lo, y);
+      hi = _mm512_mask_max_ps(hi, mask, hi, y);
+      probe = _mm512_fmadd_ps(_mm512_maskz_mov_ps(mask, y), _mm512_setzero_ps(), probe);
+    }
+  }
+  /// Whether every value was finite (else lo and hi may hold NaN or infinities).
+  bool all_finite() const { return _mm512_cmp_ps_mask(probe, _mm512_setzero_ps(), _CMP_EQ_OQ) == 0xFFFF; }
+  void merge_into(FiniteRange* r, int64_t count) const {
+    FiniteRange mine;
+    mine.lo = _mm512_reduce_min_ps(lo);
+    mine.hi = _mm512_reduce_max_ps(hi);
+    mine.count = count;
+    r->merge(mine);
+  }
+};
+
 // Stores 16 consecutive output columns starting at `col` of row `row_off` with the epilogue;
-// only columns below `limit` are written.
+// only columns below `limit` are written. `pre_range` and `range` measure them when
+// a.pre_range and a.range ask. With
+// kStore false nothing is stored and conv + bias goes to the exact `recount` instead (a block
+// that held a NaN or an infinity is measured again that way).
+template <bool kStore = true>
 inline void store_cols(const WinoOutput& a, int64_t k, int64_t row_off, int64_t col, int64_t limit, __m512 y,
-                       __m512 bias) {
+                       __m512 bias, StoredRange& pre_range, StoredRange& range, FiniteRange* recount = nullptr) {
   const __mmask16 mask = col + kLanes <= limit ? static_cast<__mmask16>(0xFFFF) : range_mask(0, limit - col);
   if (!mask) return;
   const int64_t idx = k * a.plane + row_off + col;
   if (a.bias) y = _mm512_add_ps(y, bias);
+  if (!kStore) {
+    alignas(64) float v[kLanes];
+    _mm512_store_ps(v, y);
+    for (int i = 0; i < kLanes; ++i)
+      if (mask >> i & 1) recount->add(v[i]);
+    return;
+  }
+  if (a.pre) _mm512_mask_storeu_ps(a.pre + idx, mask, y);
+  if (a.pre_range) pre_range.add(mask, y);
   if (a.residual) y = _mm512_add_ps(y, _mm512_maskz_loadu_ps(mask, a.residual + idx));
   if (a.clamp) y = _mm512_min_ps(_mm512_set1_ps(a.hi), _mm512_max_ps(_mm512_set1_ps(a.lo), y));  // NaN passes
   _mm512_mask_storeu_ps(a.dst + idx, mask, y);
+  if (a.range) range.add(mask, y);
 }
 
-template <int M>
-void output_block(const WinoOutput& a) {
+// kStore false: conv + bias measured into `recount`, exactly, and nothing stored.
+template <int M, bool kStore = true>
+void output_block(const WinoOutput& a, FiniteRange* recount = nullptr) {
   constexpr int kAlpha = M + 2;
   const Perms P;
   const int64_t vectors = (a.tiles + kLanes - 1) / kLanes;
   const int64_t xi_stride = a.xi_stride;
   const int64_t limit = std::min(a.out_w, a.col0 + M * a.tiles);
   const int rows = static_cast<int>(std::min<int64_t>(M, a.out_h - a.row0));
+  StoredRange pre_range, range;  // in registers: what is measured, as a.pre_range and a.range ask
   for (int64_t k = 0; k < a.channels; ++k) {
     const __m512 bias = _mm512_set1_ps(a.bias ? a.bias[k] : 0.0f);
     for (int64_t v = 0; v < vectors; ++v) {
@@ -235,10 +282,13 @@ void output_block(const WinoOutput& a) {
         __m512 y[M];
         at<M>(s[i], y);
         const int64_t row_off = (a.row0 + i) * a.out_w;
+        auto store = [&](int64_t col, __m512 cols) {
+          store_cols<kStore>(a, k, row_off, col, limit, cols, bias, pre_range, range, recount);
+        };
         // Interleave tile-major: output column col0 + M t + j holds y[j][t].
         if (M == 2) {
-          store_cols(a, k, row_off, col0, limit, _mm512_permutex2var_ps(y[0], P.il_lo, y[1]), bias);
-          store_cols(a, k, row_off, col0 + kLanes, limit, _mm512_permutex2var_ps(y[0], P.il_hi, y[1]), bias);
+          store(col0, _mm512_permutex2var_ps(y[0], P.il_lo, y[1]));
+          store(col0 + kLanes, _mm512_permutex2var_ps(y[0], P.il_hi, y[1]));
         } else {
           const __m512 p01l = _mm512_permutex2var_ps(y[0], P.il_lo, y[1]);
           const __m512 p01h = _mm512_permutex2var_ps(y[0], P.il_hi, y[1]);
@@ -247,13 +297,29 @@ void output_block(const WinoOutput& a) {
           auto q = [](__m512 x, __m512i idx, __m512 z) {
             return _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(x), idx, _mm512_castps_pd(z)));
           };
-          store_cols(a, k, row_off, col0, limit, q(p01l, P.q_lo, p23l), bias);
-          store_cols(a, k, row_off, col0 + kLanes, limit, q(p01l, P.q_hi, p23l), bias);
-          store_cols(a, k, row_off, col0 + 2 * kLanes, limit, q(p01h, P.q_lo, p23h), bias);
-          store_cols(a, k, row_off, col0 + 3 * kLanes, limit, q(p01h, P.q_hi, p23h), bias);
+          store(col0, q(p01l, P.q_lo, p23l));
+          store(col0 + kLanes, q(p01l, P.q_hi, p23l));
+          store(col0 + 2 * kLanes, q(p01h, P.q_lo, p23h));
+          store(col0 + 3 * kLanes, q(p01h, P.q_hi, p23h));
         }
       }
     }
+  }
+  if (!kStore) return;
+  // Values stored: channels x rows x the block's columns. A NaN or infinity among them (rare)
+  // has the block measured again exactly: dst from what was stored, conv + bias recomputed.
+  const int64_t count = a.channels * rows * (limit - a.col0);
+  if (a.range) {
+    if (range.all_finite())
+      range.merge_into(a.range, count);
+    else
+      a.range->fold(RowSet{a.dst + a.row0 * a.out_w + a.col0, a.channels, a.plane, rows, a.out_w, limit - a.col0});
+  }
+  if (a.pre_range) {
+    if (pre_range.all_finite())
+      pre_range.merge_into(a.pre_range, count);
+    else
+      output_block<M, false>(a, a.pre_range);
   }
 }
 

@@ -605,21 +605,17 @@ TEST(ChainKernelsC4, TilesMatchReferenceExactly) {
           for (bool res : {false, true}) {
             if (res && kind != QEpilogueKind::Dequant) continue;
             const int64_t ksteps = 1 + (m + n) % 20;
-            const int64_t span = (n + 16) * 4 + ksteps * 8;
+            const int64_t span = (n + 16) * 4 + ksteps * 8;  // the tiles read up to 16 positions past n
             std::uniform_int_distribution<int> a8(0, 255), w8(-128, 127), coin(0, 1);
             Buf<uint8_t> src(static_cast<size_t>(span));
             for (int64_t i = 0; i < span; ++i)
               src[static_cast<size_t>(i)] = static_cast<uint8_t>(fill ? (coin(rng) ? 255 : 0) : a8(rng));
             const int64_t blocks = (m + 15) / 16;
-            std::vector<int8_t> w(static_cast<size_t>(blocks * ksteps * 256), 0);
+            std::vector<int8_t> w(static_cast<size_t>(blocks * ksteps * 64), 0);
             for (int64_t c = 0; c < m; ++c)
               for (int64_t j = 0; j < ksteps; ++j)
-                for (int i = 0; i < 4; ++i) {
-                  const int8_t v = static_cast<int8_t>(fill ? (coin(rng) ? 127 : -128) : w8(rng));
-                  for (int q = 0; q < 4; ++q)
-                    w[static_cast<size_t>((((c / 16 * ksteps + j) * 4 + (c % 16) / 4) * 16 + (c % 4) * 4 + q) * 4 +
-                                          i)] = v;
-                }
+                for (int i = 0; i < 4; ++i)
+                  w[c4_weight_index(ksteps, c, j, i)] = static_cast<int8_t>(fill ? (coin(rng) ? 127 : -128) : w8(rng));
             std::vector<int64_t> k_off(static_cast<size_t>(ksteps));
             for (int64_t j = 0; j < ksteps; ++j) k_off[static_cast<size_t>(j)] = j * 8;
             std::vector<float> scale(static_cast<size_t>(m)), bias(static_cast<size_t>(m)),

@@ -629,18 +629,15 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   }
   if (c4_fn_) {
     // Weights as the c4 tiles read them: k-step j = tap * groups + q covers input channels
-    // 4q .. 4q + 3 of one tap; lane (b, position) of channel group g holds channel 4g + b.
+    // 4q .. 4q + 3 of one tap.
     c4_groups_ = (cg_ + 3) / 4;
     const int64_t steps = taps * c4_groups_, blocks16 = (mg_ + 15) / 16;
-    packed_c4_.assign(static_cast<size_t>(blocks16 * steps * 256), 0);
+    packed_c4_.assign(static_cast<size_t>(blocks16 * steps * 64), 0);
     for (int64_t m = 0; m < mg_; ++m)
       for (int64_t t = 0; t < taps; ++t)
-        for (int64_t c = 0; c < cg_; ++c) {
-          const int64_t j = t * c4_groups_ + c / 4, blk = m / 16, g = (m % 16) / 4, b = m % 4;
-          const int8_t v = static_cast<int8_t>(e[static_cast<size_t>(m * k + c * taps + t)]);
-          for (int64_t q = 0; q < 4; ++q)
-            packed_c4_[static_cast<size_t>((((blk * steps + j) * 4 + g) * 16 + b * 4 + q) * 4 + c % 4)] = v;
-        }
+        for (int64_t c = 0; c < cg_; ++c)
+          packed_c4_[c4_weight_index(steps, m, t * c4_groups_ + c / 4, c % 4)] =
+              static_cast<int8_t>(e[static_cast<size_t>(m * k + c * taps + t)]);
   }
   cgp_ = round_up(cg_, layout_.kg);
   ksteps_ = taps * cgp_ / layout_.kg;

@@ -151,17 +151,16 @@ void qtile_rows_u8s8_avx2(const QTileRows& t);
 void qtile_rows_u8s8_avx512vnni(const QTileRows& t);
 
 /// Integer convolution tiles on "c4" planes (stride 1): the input holds groups of 4 input
-/// channels interleaved per position, [group][row][col][4] bytes (uint8 kernel values), so the
-/// 4 consecutive positions of a row are 16 consecutive bytes. A vector's lanes are 4 output
-/// channels x 4 positions: one 16-byte load broadcast to the four 128-bit lanes feeds four
-/// vpdpbusd (16 output channels), where the position-major tiles above need one broadcast per
-/// vpdpbusd when a layer has few output channels. For positions p < n (consecutive, 4 bytes
-/// apart from src) and channels c < m:
+/// channels interleaved per position, [group][row][col][4] bytes (uint8 kernel values), so 16
+/// consecutive positions of a row are 64 consecutive bytes. A vector's lanes are those 16
+/// positions: one load per k-step feeds one vpdpbusd per output channel, with the channel's 4
+/// weights broadcast, and accumulator c ends as channel c's 16 positions, stored into its plane
+/// as a whole. For positions p < n (consecutive, 4 bytes apart from src) and channels c < m:
 ///     acc[p][c] = sum_j sum_i w[j][c][i] * src[p * 4 + k_off[j] + i]        (exact int32)
 /// then the QTileRows epilogue (corr, scale, bias, residual, clamp, zero point) into
 /// channel-major planes (dst + c * ld_dst + p). Weights are packed per 16-channel block as
-/// [block][j][group g of 4 channels][lane b * 4 + q][4 bytes] = w[16 * block + 4 * g + b][j]
-/// (the same 4 bytes for the 4 positions q); channels past m are zero.
+/// [block][j][channel c % 16][4 bytes] (c4_weight_index); channels past m are zero. The tiles
+/// read up to 64 bytes (16 positions) past src + n * 4 + k_off[j].
 struct QTileC4 {
   const uint8_t* src = nullptr;
   const int64_t* k_off = nullptr;  ///< byte offset of each k-step from position 0's window
@@ -172,6 +171,11 @@ struct QTileC4 {
   QTileRows epi;                   ///< kind, corr, scale, bias, res, ld_res, clamp, lo, hi, zero_point, dst, ld_dst
 };
 using QTileC4Fn = void (*)(const QTileC4&);
+/// Where byte i (input channel 4 q + i of k-step j's group q) of output channel c's weights goes
+/// in QTileC4::w, for `ksteps` k-steps; the array holds ceil(m / 16) * ksteps * 64 bytes.
+inline size_t c4_weight_index(int64_t ksteps, int64_t c, int64_t j, int64_t i) {
+  return static_cast<size_t>(((c / 16 * ksteps + j) * 16 + c % 16) * 4 + i);
+}
 void qtile_c4_u8s8_ref(const QTileC4& t);
 void qtile_c4_u8s8_avx512vnni(const QTileC4& t);
 

@@ -141,10 +141,9 @@ void qtile_rows_u8s8_ref(const QTileRows& t) {
 void qtile_c4_u8s8_ref(const QTileC4& t) {
   for (int64_t p = 0; p < t.n; ++p) {
     for (int64_t c = 0; c < t.m; ++c) {
-      const int64_t blk = c / 16, g = (c % 16) / 4, b = c % 4;
       uint32_t acc = 0;  // wraps modulo 2^32, as ONNX allows
       for (int64_t j = 0; j < t.ksteps; ++j) {
-        const int8_t* w = t.w + ((blk * t.ksteps + j) * 4 + g) * 64 + b * 16;  // lane (b, q = 0)
+        const int8_t* w = t.w + c4_weight_index(t.ksteps, c, j, 0);
         const uint8_t* a = t.src + p * 4 + t.k_off[j];
         for (int i = 0; i < 4; ++i) acc += static_cast<uint32_t>(static_cast<int32_t>(a[i]) * static_cast<int32_t>(w[i]));
       }

@@ -61,6 +61,10 @@ const ConvCase kConvCases[] = {
     {1, 32, 4, 130, 24, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {1, 8, 3, 101, 16, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
     {1, 16, 3, 203, 40, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 1},   // pointwise: one flat run of 609
+    // Tall stride-1 padded planes, built band by band (ConvF32Fast::run_banded): several bands
+    // per image, batch 2, split over threads; with dilation 2 the bands' halo is 4 rows.
+    {2, 16, 120, 90, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+    {1, 8, 200, 64, 4, 3, 3, 1, 1, 2, 2, 2, 2, 2, 2, 1},
 };
 
 ConvParams params_of(const ConvCase& k) {
@@ -139,6 +143,15 @@ TEST_P(FastKernels, ConvF32MatchesReference) {
       double worst = 0;
       for (size_t i = 0; i < want.size(); ++i) worst = std::max(worst, static_cast<double>(std::fabs(want[i] - got[i])));
       EXPECT_LE(worst, 1e-5) << fast.name() << " threads " << threads;
+      // The range the run measures (calibration's observer) is that of what it wrote.
+      FiniteRange measured, passed;
+      ConvF32Epilogue watched = ep;
+      watched.range = &measured;
+      fast.run(p, x.data(), watched, got.data(), threads);
+      passed.fold(got.data(), static_cast<int64_t>(got.size()));
+      EXPECT_EQ(measured.lo, passed.lo) << fast.name() << " threads " << threads;
+      EXPECT_EQ(measured.hi, passed.hi) << fast.name() << " threads " << threads;
+      EXPECT_EQ(measured.count, passed.count) << fast.name() << " threads " << threads;
     }
   }
 }

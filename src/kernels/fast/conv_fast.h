@@ -160,12 +160,16 @@ class ConvF32Fast final : public ConvF32Kernel {
   }
   /// Same, for an input already laid out as `layout` planes by the caller (the integer path
   /// writes them while quantising). src holds [C][planes][J_h][J_w] per image, image stride
-  /// `image_stride` elements.
+  /// `image_stride` elements. `out_plane`: the output's channel stride (0: out_h x out_w; a band
+  /// of rows of a taller output gives the whole plane's).
   void run_planes(const ConvParams& p, const ConvLayout& layout, const float* planes, int64_t image_stride,
-                  const ConvF32Epilogue& ep, float* dst, int threads, const float* scale) const;
+                  const ConvF32Epilogue& ep, float* dst, int threads, const float* scale,
+                  int64_t out_plane = 0) const;
   std::string name() const override { return name_; }
 
  private:
+  void run_banded(const ConvParams& p, const ConvLayout& l, const float* src, const ConvF32Epilogue& ep, float* dst,
+                  int threads, const float* scale) const;
   Isa isa_;
   const char* name_;
   ConvF32RowFn fn_;

@@ -1117,9 +1117,13 @@ void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_
   // One scratch block: the rows as kernel values, then the per-column corrections (a tiny MLP
   // row must not pay for an allocation).
   const size_t act_bytes = static_cast<size_t>(round_up(rows * kp_ * ab, 64));
-  ScratchCache::Lease lease(scratch_, act_bytes + static_cast<size_t>(n_) * sizeof(int32_t));
+  const size_t corr_bytes = static_cast<size_t>(round_up(n_ * static_cast<int64_t>(sizeof(int32_t)), 64));
+  // fp32 rows that need padding are quantised into a staging area first.
+  const bool staged = a.kind == QInputKind::F32 && !(ab == 1 && kp_ == k_);
+  ScratchCache::Lease lease(scratch_, act_bytes + corr_bytes + (staged ? static_cast<size_t>(rows * k_) : 0));
   uint8_t* buf = lease.as<uint8_t>();
   int32_t* corr = reinterpret_cast<int32_t*>(buf + act_bytes);
+  uint8_t* staging = buf + act_bytes + corr_bytes;
   for (int64_t nn = 0; nn < n_; ++nn) {
     uint32_t c = static_cast<uint32_t>(zp_u8) * static_cast<uint32_t>(wsum_[static_cast<size_t>(nn)]);
     if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[nn]);
@@ -1137,11 +1141,11 @@ void QGemmFast::run(int64_t rows, const QInput& a, const QOutput& y, int64_t ld_
     // the vector loop on its own).
     if (a.kind == QInputKind::F32 && ab == 1 && kp_ == k_) {
       quantize(static_cast<const float*>(a.data) + r0 * k_, (r1 - r0) * k_, a.scale, a.zero_point, buf + r0 * kp_);
-    } else if (a.kind == QInputKind::F32) {
-      std::vector<uint8_t> q(static_cast<size_t>((r1 - r0) * k_));
-      quantize(static_cast<const float*>(a.data) + r0 * k_, (r1 - r0) * k_, a.scale, a.zero_point, q.data());
+    } else if (staged) {
+      uint8_t* q = staging + r0 * k_;
+      quantize(static_cast<const float*>(a.data) + r0 * k_, (r1 - r0) * k_, a.scale, a.zero_point, q);
       for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* s = q.data() + (r - r0) * k_;
+        const uint8_t* s = q + (r - r0) * k_;
         if (ab == 1) {
           uint8_t* d = buf + r * kp_;
           std::memcpy(d, s, static_cast<size_t>(k_));

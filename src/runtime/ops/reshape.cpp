@@ -63,6 +63,7 @@ Shape reshape_target(const Shape& in, const std::vector<int64_t>& target, bool a
 // Axes from an attribute (`attr_form`) or from optional input 1, read at build time when known.
 struct AxesSource {
   bool attr_form = false;
+  bool known = false;  // axes holds them for every run (the attribute, or a constant input)
   std::vector<int64_t> axes;
 };
 
@@ -71,10 +72,12 @@ AxesSource axes_source(const OpContext& ctx, bool attr_form) {
   src.attr_form = attr_form;
   if (attr_form) {
     src.axes = ctx.node.attr_ints("axes");
+    src.known = true;
   } else if (const Tensor* t = ctx.constant(1)) {
     if (t->rank() > 1) ctx.fail("axes must be 1-D, has shape " + shape_to_string(t->shape()));
     if (t->dtype() != DType::I64) ctx.fail(std::string("axes must be int64, is ") + dtype_name(t->dtype()));
     src.axes = tensor_to_int64s(*t);
+    src.known = true;
   }
   std::vector<int64_t> sorted = src.axes;
   std::sort(sorted.begin(), sorted.end());
@@ -82,10 +85,13 @@ AxesSource axes_source(const OpContext& ctx, bool attr_form) {
   return src;
 }
 
-// The axes in effect for one run: the attribute, or input 1 when it is fed.
-std::vector<int64_t> run_axes(const AxesSource& src, const OpInputs& in) {
-  if (src.attr_form) return src.axes;
-  return in.size() > 1 && in[1] ? int_values(*in[1], "axes") : std::vector<int64_t>{};
+// The axes in effect for one run: the attribute or constant input read at build time, else
+// input 1 when it is fed (read into `fed`). A tiny MLP's closing Squeeze runs per inference, so
+// known axes are not read or copied again.
+const std::vector<int64_t>& run_axes(const AxesSource& src, const OpInputs& in, std::vector<int64_t>& fed) {
+  if (src.known) return src.axes;
+  fed = in.size() > 1 && in[1] ? int_values(*in[1], "axes") : std::vector<int64_t>{};
+  return fed;
 }
 
 }  // namespace
@@ -141,24 +147,27 @@ std::unique_ptr<Op> make_squeeze(const OpContext& ctx) {
   AxesSource src = axes_source(ctx, attr_form);
   return make_lambda_op([src](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& x = *in[0];
-    std::vector<int64_t> axes = run_axes(src, in);
+    std::vector<int64_t> fed;
+    const std::vector<int64_t>& axes = run_axes(src, in, fed);
     const int64_t rank = static_cast<int64_t>(x.rank());
-    std::vector<bool> drop(static_cast<size_t>(rank), false);
-    if (axes.empty()) {
-      // No axes: every dimension of size 1 goes.
-      for (int64_t d = 0; d < rank; ++d) drop[static_cast<size_t>(d)] = x.dim(static_cast<size_t>(d)) == 1;
-    }
     for (int64_t a : axes) {
       const int64_t d = normalize_axis(a, rank);
       if (x.dim(static_cast<size_t>(d)) != 1)
         throw Error("cannot squeeze axis " + std::to_string(a) + " of shape " + shape_to_string(x.shape()) +
                     " (its size is not 1)");
-      drop[static_cast<size_t>(d)] = true;
     }
+    // Without axes every dimension of size 1 goes.
+    auto dropped = [&](int64_t d) {
+      if (axes.empty()) return x.dim(static_cast<size_t>(d)) == 1;
+      for (int64_t a : axes)
+        if (normalize_axis(a, rank) == d) return true;
+      return false;
+    };
     Shape shape;
+    shape.reserve(static_cast<size_t>(rank));
     for (int64_t d = 0; d < rank; ++d)
-      if (!drop[static_cast<size_t>(d)]) shape.push_back(x.dim(static_cast<size_t>(d)));
-    out[0] = x.reshaped(shape);
+      if (!dropped(d)) shape.push_back(x.dim(static_cast<size_t>(d)));
+    out[0] = x.reshaped(std::move(shape));
   });
 }
 
@@ -175,7 +184,8 @@ std::unique_ptr<Op> make_unsqueeze(const OpContext& ctx) {
   AxesSource src = axes_source(ctx, attr_form);
   return make_lambda_op([src](const OpInputs& in, std::vector<Tensor>& out) {
     const Tensor& x = *in[0];
-    std::vector<int64_t> axes = run_axes(src, in);
+    std::vector<int64_t> fed;
+    const std::vector<int64_t>& axes = run_axes(src, in, fed);
     // Axes index the output, whose rank is the input's plus one per axis.
     const int64_t rank = static_cast<int64_t>(x.rank() + axes.size());
     std::vector<bool> inserted(static_cast<size_t>(rank), false);

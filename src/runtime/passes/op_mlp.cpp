@@ -131,7 +131,7 @@ class MlpOp final : public Op {
       }
       shape.back() = out_width_;
     }
-    Tensor y(DType::F32, shape);
+    Tensor y = Tensor::uninitialized(DType::F32, shape);  // the last step writes all of it
     const int64_t rows = x.numel() / (spread ? 1 : in_width_);
     int64_t widest = in_width_;
     for (const Step& s : steps_)

@@ -13,6 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
@@ -88,6 +89,65 @@ TEST(FusedGraph, ConvAddReluBecomesOneNode) {
   const auto ops = expect_fused_matches(mb.model, {test::random_f32(rng, {1, 3, 9, 11}), test::random_f32(rng, {1, 4, 9, 11})},
                                         1e-5);
   EXPECT_EQ(joined(ops), "FusedConv");
+}
+
+// A residual block (3x3 + Relu, then 3x3 + the block's input) becomes one ConvStack, run in
+// bands on one thread with the Relu output in a ring of rows: within rounding of the unfused
+// graph, and bit for bit what 2 and 3 threads give (there the layers run one by one), with the
+// Relu output watched too (measured in its ring, or stored whole for a tensor observer), each
+// range exactly a pass over the tensor. Sizes: smaller than a ring, a few rings, many; odd
+// heights end in part of a tile.
+TEST(FusedGraph, ResidualBlockRunsAsAConvStack) {
+  std::mt19937 rng(8);
+  for (const auto& hw : std::vector<std::pair<int64_t, int64_t>>{{9, 13}, {61, 30}, {203, 37}}) {
+    const int64_t h = hw.first, w = hw.second;
+    SCOPED_TRACE(std::to_string(h) + "x" + std::to_string(w));
+    ModelBuilder mb;
+    mb.input("x", DType::F32, {2, 16, h, w});
+    mb.initializer("w1", test::random_f32(rng, {16, 16, 3, 3}, -0.2f, 0.2f)).initializer("b1", test::random_f32(rng, {16}));
+    mb.initializer("w2", test::random_f32(rng, {16, 16, 3, 3}, -0.2f, 0.2f)).initializer("b2", test::random_f32(rng, {16}));
+    mb.node("Conv", {"x", "w1", "b1"}, {"c1"}, {ints("pads", {1, 1, 1, 1})});
+    mb.node("Relu", {"c1"}, {"r1"});
+    mb.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {ints("pads", {1, 1, 1, 1})});
+    mb.node("Add", {"x", "c2"}, {"y"});
+    mb.output("y");
+    const Tensor x = test::random_f32(rng, {2, 16, h, w});
+    EXPECT_EQ(joined(expect_fused_matches(mb.model, {x}, 1e-4)), "ConvStack");
+    std::vector<Tensor> first;
+    for (int threads : {1, 2, 3}) {
+      SessionOptions o;
+      o.threads = threads;
+      const std::vector<Tensor> y = Session(mb.model, o).run({x});
+      if (first.empty()) first = y;
+      EXPECT_TRUE(y[0].bit_equal(first[0])) << "threads " << threads;
+    }
+    // Watched: measured while written (the ring), or stored whole for a tensor observer.
+    for (int threads : {1, 3}) {
+      SessionOptions measured;
+      measured.threads = threads;
+      measured.observe = {"r1", "c2", "y"};
+      std::map<std::string, ObservedRange> got;
+      measured.on_range = [&](const std::string& name, const ObservedRange& r) { got[name] = r; };
+      SessionOptions stored = measured;
+      stored.on_range = nullptr;
+      std::map<std::string, Tensor> tensors;
+      stored.on_tensor = [&](const std::string& name, const Tensor& t) { tensors[name] = t.clone(); };
+      EXPECT_TRUE(Session(mb.model, measured).run({x})[0].bit_equal(first[0]));
+      EXPECT_TRUE(Session(mb.model, stored).run({x})[0].bit_equal(first[0]));
+      ASSERT_EQ(got.size(), 3u);
+      ASSERT_EQ(tensors.size(), 3u);
+      for (const auto& [name, t] : tensors) {
+        float lo = std::numeric_limits<float>::infinity(), hi = -lo;
+        for (int64_t i = 0; i < t.numel(); ++i) {
+          lo = std::min(lo, t.data<float>()[i]);
+          hi = std::max(hi, t.data<float>()[i]);
+        }
+        EXPECT_EQ(got[name].min, lo) << name << " threads " << threads;
+        EXPECT_EQ(got[name].max, hi) << name << " threads " << threads;
+        EXPECT_EQ(got[name].count, t.numel()) << name << " threads " << threads;
+      }
+    }
+  }
 }
 
 TEST(FusedGraph, ConvClipStridedGroupedAndBroadcastResidual) {

@@ -290,6 +290,54 @@ TEST_P(Winograd, MeasuresWhatItStores) {
   }
 }
 
+// run_rows: bands of whole tile rows give run()'s output bit for bit, into a ring of rows
+// (row r at r % ring) and read back from one (ConvStack's layers, runtime/passes/op_conv_stack.cpp).
+TEST_P(Winograd, BandsAndRingsGiveRunsOutput) {
+  const Param prm = GetParam();
+  REQUIRE_ISA(prm.isa);
+  std::mt19937 rng(23);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  const ConvParams p = params_of({2, 16, 16, 29, 21, 1, 1, 1, 1});
+  std::vector<float> x(static_cast<size_t>(2 * 16 * 29 * 21)), w(16 * 16 * 9), b(16);
+  for (auto* v : {&x, &w, &b})
+    for (float& f : *v) f = d(rng);
+  ConvF32Winograd wino(prm.isa, p, w.data(), prm.tile);
+  const int64_t step = wino.row_step(p), H = 29, W = 21, ring = 4 * step, plane = H * W;
+  ASSERT_TRUE(wino.takes_rings(p));
+  ConvF32Epilogue ep;
+  ep.bias = b.data();
+  std::vector<float> want(x.size()), got(x.size(), NAN), rung(static_cast<size_t>(2 * 16 * ring * W), NAN);
+  wino.run(p, x.data(), ep, want.data(), 1);
+  // Bands of `step` rows into a ring, each checked against run()'s rows before the next
+  // overwrites its slots; and the same bands into the whole tensor.
+  for (int64_t r0 = 0; r0 < H; r0 += step) {
+    const int64_t r1 = std::min(H, r0 + step);
+    wino.run_rows(p, x.data(), ep, rung.data(), 2, r0, r1, RowRings{0, ring});
+    wino.run_rows(p, x.data(), ep, got.data(), 1, r0, r1);
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 16; ++c)
+        for (int64_t r = r0; r < r1; ++r)
+          ASSERT_EQ(0, std::memcmp(&rung[static_cast<size_t>(((n * 16 + c) * ring + r % ring) * W)],
+                                   &want[static_cast<size_t>((n * 16 + c) * plane + r * W)], W * sizeof(float)))
+              << "ring row " << r;
+  }
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
+  // Reading from a ring: before each band its input rows (one above and below) are copied in.
+  const int64_t in_ring = step + 4;
+  std::vector<float> xr(static_cast<size_t>(2 * 16 * in_ring * W), NAN);
+  std::fill(got.begin(), got.end(), NAN);
+  for (int64_t r0 = 0; r0 < H; r0 += step) {
+    const int64_t r1 = std::min(H, r0 + step);
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 16; ++c)
+        for (int64_t r = std::max<int64_t>(0, r0 - 1); r < std::min(H, r1 + 1); ++r)
+          std::memcpy(&xr[static_cast<size_t>(((n * 16 + c) * in_ring + r % in_ring) * W)],
+                      &x[static_cast<size_t>((n * 16 + c) * plane + r * W)], W * sizeof(float));
+    wino.run_rows(p, xr.data(), ep, got.data(), 1, r0, r1, RowRings{in_ring, 0});
+  }
+  EXPECT_EQ(0, std::memcmp(got.data(), want.data(), want.size() * sizeof(float)));
+}
+
 INSTANTIATE_TEST_SUITE_P(IsasAndTiles, Winograd,
                          ::testing::Values(Param{Isa::Ref, 2}, Param{Isa::Ref, 4}, Param{Isa::Avx2, 2},
                                            Param{Isa::Avx2, 4}, Param{Isa::Avx512, 2}, Param{Isa::Avx512, 4},

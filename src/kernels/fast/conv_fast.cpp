@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <stdexcept>
 
 #include "common/qmath.h"
 #include "kernels/fast/thread_pool.h"
@@ -428,8 +429,8 @@ void ConvF32Fast::run(const ConvParams& p, const float* src, const ConvF32Epilog
     run_planes(p, l, src, in_image, ep, dst, threads, scale);
     return;
   }
-  if (l.planes() == 1 && !dw_fn_ && l.J[1] != l.out[1]) {
-    run_banded(p, l, src, ep, dst, threads, scale);
+  if (banded(l)) {
+    run_banded(p, l, src, ep, dst, threads, scale, 0, l.out[0]);
     return;
   }
   const int64_t out_image = p.out_channels * l.out[0] * l.out[1];
@@ -455,8 +456,25 @@ void ConvF32Fast::run(const ConvParams& p, const float* src, const ConvF32Epilog
 // padded planes of the whole image first. learned_filter's 16 -> 1 exit convolution wrote and
 // re-read 3.3 MB of planes that way: in the model it went from 676-751 to 561-673 us
 // (TINYQ_PROFILE, 3 interleaved runs).
+void ConvF32Kernel::run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
+                             int64_t row0, int64_t row1, RowRings rings) const {
+  (void)p, (void)src, (void)ep, (void)dst, (void)threads, (void)row0, (void)row1, (void)rings;
+  throw std::logic_error(name() + " cannot run part of its output rows");
+}
+
+int64_t ConvF32Fast::row_step(const ConvParams& p) const {
+  return p.spatial_rank == 2 && banded(conv_layout(p, true)) ? 1 : 0;
+}
+
+void ConvF32Fast::run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
+                           int64_t row0, int64_t row1, RowRings rings) const {
+  const ConvLayout l = conv_layout(p, true);
+  if (!banded(l) || rings.src || rings.dst) throw std::logic_error(name() + " cannot run part of its output rows for this geometry");
+  run_banded(p, l, src, ep, dst, threads, nullptr, row0, row1);
+}
+
 void ConvF32Fast::run_banded(const ConvParams& p, const ConvLayout& l, const float* src, const ConvF32Epilogue& ep,
-                             float* dst, int threads, const float* scale) const {
+                             float* dst, int threads, const float* scale, int64_t row0, int64_t row1) const {
   constexpr int64_t kBandBytes = 128 * 1024;
   const int64_t OH = l.out[0], OW = l.out[1];
   const int64_t halo = *std::max_element(l.tap_q[0].begin(), l.tap_q[0].end());  // plane rows below a band's last
@@ -464,8 +482,8 @@ void ConvF32Fast::run_banded(const ConvParams& p, const ConvLayout& l, const flo
   const int64_t row_floats = p.in_channels * l.J[1];
   const int64_t band =
       std::clamp<int64_t>(kBandBytes / (row_floats * static_cast<int64_t>(sizeof(float))) - halo, 1, OH);
-  const int64_t bands = (OH + band - 1) / band, buf_floats = (band + halo) * row_floats;
-  const double macs = static_cast<double>(p.batch) * m_ * OH * OW * cg_ * kernel_[0] * kernel_[1];
+  const int64_t bands = (row1 - row0 + band - 1) / band, buf_floats = (band + halo) * row_floats;
+  const double macs = static_cast<double>(p.batch) * m_ * (row1 - row0) * OW * cg_ * kernel_[0] * kernel_[1];
   const int parts = static_cast<int>(std::min<int64_t>(useful_threads(threads, macs), p.batch * bands));
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * buf_floats) * sizeof(float));
   ConvParams one = p;
@@ -478,7 +496,7 @@ void ConvF32Fast::run_banded(const ConvParams& p, const ConvLayout& l, const flo
       FiniteRange range, pre_range;
       const int64_t u0 = p.batch * bands * part / parts, u1 = p.batch * bands * (part + 1) / parts;
       for (int64_t u = u0; u < u1; ++u) {
-        const int64_t n = u / bands, r0 = u % bands * band, r1 = std::min(OH, r0 + band);
+        const int64_t n = u / bands, r0 = row0 + u % bands * band, r1 = std::min(row1, r0 + band);
         ConvLayout lb = l;
         lb.J[0] = r1 - r0 + halo;
         lb.out[0] = r1 - r0;

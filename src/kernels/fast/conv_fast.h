@@ -134,6 +134,13 @@ class RangeSink {
   std::mutex mu_;
 };
 
+/// Where a run over a band of rows (ConvF32Kernel::run_rows) keeps a tensor: whole planes (0),
+/// or a ring of `rows` rows per channel and image, row r at r % rows (a value two layers run
+/// depth-first pass between them, runtime/passes/op_conv_stack.cpp).
+struct RowRings {
+  int64_t src = 0, dst = 0;  ///< the input's ring rows; the output's (and its residual's and pre's)
+};
+
 /// What the ops hold: an fp32 convolution prepared for constant weights (tinyq's kernels or
 /// the oneDNN adapter).
 class ConvF32Kernel {
@@ -142,6 +149,24 @@ class ConvF32Kernel {
   /// dst = epilogue(conv(src)) for the geometry p (same weights as prepared).
   virtual void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const = 0;
   virtual std::string name() const = 0;
+  /// For a run in bands of output rows (a stack of layers run depth-first, runtime/passes/op_conv_stack.cpp):
+  /// the step band boundaries must be multiples of for geometry p (Winograd: its tile), or 0
+  /// when this kernel cannot run part of the rows.
+  virtual int64_t row_step(const ConvParams& p) const {
+    (void)p;
+    return 0;
+  }
+  /// Output rows [row0, row1) of every image, as run() writes them (row0 a multiple of
+  /// row_step(p), row1 too unless it is the last row: whole steps are written). src, ep and
+  /// dst are the whole tensors as for run(), or rings where `rings` says so. Its input rows
+  /// [row0 - pad, row1 - pad + kernel extent) must be ready.
+  virtual void run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
+                        int64_t row0, int64_t row1, RowRings rings = {}) const;
+  /// Whether run_rows takes rings for geometry p.
+  virtual bool takes_rings(const ConvParams& p) const {
+    (void)p;
+    return false;
+  }
 };
 
 /// An fp32 convolution with packed weights.
@@ -158,6 +183,10 @@ class ConvF32Fast final : public ConvF32Kernel {
   void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const override {
     run(p, src, ep, dst, threads, nullptr);
   }
+  /// 1 for stride-1 padded 2-D layers other than depthwise ones (built band by band anyway).
+  int64_t row_step(const ConvParams& p) const override;
+  void run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads, int64_t row0,
+                int64_t row1, RowRings rings = {}) const override;
   /// Same, for an input already laid out as `layout` planes by the caller (the integer path
   /// writes them while quantising). src holds [C][planes][J_h][J_w] per image, image stride
   /// `image_stride` elements. `out_plane`: the output's channel stride (0: out_h x out_w; a band
@@ -168,8 +197,9 @@ class ConvF32Fast final : public ConvF32Kernel {
   std::string name() const override { return name_; }
 
  private:
+  bool banded(const ConvLayout& l) const { return l.planes() == 1 && !l.direct && !dw_fn_ && l.J[1] != l.out[1]; }
   void run_banded(const ConvParams& p, const ConvLayout& l, const float* src, const ConvF32Epilogue& ep, float* dst,
-                  int threads, const float* scale) const;
+                  int threads, const float* scale, int64_t row0, int64_t row1) const;
   Isa isa_;
   const char* name_;
   ConvF32RowFn fn_;

@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
+#include <stdexcept>
 
 #include "kernels/fast/thread_pool.h"
 
@@ -188,8 +189,26 @@ size_t ConvF32Winograd::choose(const ConvParams& p) const {
 
 void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst,
                           int threads) const {
+  run_rows(p, src, ep, dst, threads, 0, p.out_size[0]);
+}
+
+int64_t ConvF32Winograd::row_step(const ConvParams& p) const {
+  if (!takes(p) || p.in_channels != c_ || p.out_channels != k_) return direct_.row_step(p);
+  return plans_[choose(p)].m;
+}
+
+bool ConvF32Winograd::takes_rings(const ConvParams& p) const {
+  return takes(p) && p.in_channels == c_ && p.out_channels == k_;
+}
+
+void ConvF32Winograd::run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst,
+                               int threads, int64_t row0, int64_t row1, RowRings rings) const {
   if (!takes(p) || p.in_channels != c_ || p.out_channels != k_) {
-    direct_.run(p, src, ep, dst, threads);
+    if (rings.src || rings.dst) throw std::logic_error(name_ + ": rings need a Winograd run");
+    if (row0 == 0 && row1 == p.out_size[0])
+      direct_.run(p, src, ep, dst, threads);
+    else
+      direct_.run_rows(p, src, ep, dst, threads, row0, row1);
     return;
   }
   const Plan& pl = plans_[choose(p)];
@@ -197,7 +216,10 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
   const int m = pl.m, alpha = pl.alpha;
   const int64_t H = p.in_size[0], W = p.in_size[1], OH = p.out_size[0], OW = p.out_size[1];
   const int64_t positions = static_cast<int64_t>(alpha) * alpha;
-  const int64_t tiles_h = bk.tiles_h, tiles_w = bk.tiles_w, segs = bk.segs, ld = bk.ld;
+  // Tile rows [th0, th0 + tiles_h) of every image: those of output rows [row0, row1).
+  const int64_t th0 = row0 / m, tiles_h = ceil_div(std::min(row1, OH), m) - th0;
+  const int64_t tiles_w = bk.tiles_w, segs = bk.segs, ld = bk.ld;
+  if (tiles_h <= 0) return;
   const int64_t blocks = p.batch * tiles_h * segs;
 
   // Scratch per thread: v, o (64-byte aligned), then the row pointers. The positions' planes
@@ -207,18 +229,22 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
   const int64_t v_floats = positions * v_stride, o_floats = positions * o_stride;
   const int64_t ptr_bytes = round_up(alpha * c_ * static_cast<int64_t>(sizeof(const float*)), 64);
   const int64_t part_bytes = (v_floats + o_floats) * static_cast<int64_t>(sizeof(float)) + ptr_bytes;
-  const double macs = static_cast<double>(p.batch) * k_ * OH * OW * c_ * 9;
+  const double macs = static_cast<double>(p.batch) * k_ * tiles_h * m * OW * c_ * 9;
   const int parts = static_cast<int>(std::min<int64_t>(useful_threads(threads, macs), blocks));
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
   uint8_t* scratch = lease.as<uint8_t>();
 
-  const int64_t in_image = c_ * H * W, out_image = k_ * OH * OW;
+  // Rows as stored: plane rows (whole planes, or a ring's) and where row r lies.
+  const int64_t src_rows = rings.src ? rings.src : H, dst_rows = rings.dst ? rings.dst : OH;
+  const int64_t in_image = c_ * src_rows * W, out_image = k_ * dst_rows * OW;
+  auto src_row = [&](int64_t n, int64_t c, int64_t ih) { return src + n * in_image + (c * src_rows + ih % src_rows) * W; };
+  auto dst_off = [&](int64_t n, int64_t k, int64_t oh) { return n * out_image + (k * dst_rows + oh % dst_rows) * OW; };
   struct BlockAt {
     int64_t n, th, tw0, tiles;
   };
   auto block_at = [&](int64_t blk) {
     const int64_t sg = blk % segs, tw0 = sg * ld;
-    return BlockAt{blk / (tiles_h * segs), (blk / segs) % tiles_h, tw0, std::min(ld, tiles_w - tw0)};
+    return BlockAt{blk / (tiles_h * segs), th0 + (blk / segs) % tiles_h, tw0, std::min(ld, tiles_w - tw0)};
   };
   // The planes' rows are short runs here (a block's columns of a few rows per channel), too
   // many at once for the hardware prefetchers: while a block's GEMMs compute, the rows its
@@ -230,7 +256,7 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     const int64_t len = std::min<int64_t>(OW, c0 + m * at.tiles) - c0;
     for (int64_t k = 0; k < k_; ++k)
       for (int64_t i = 0; i < rows_out; ++i) {
-        const int64_t off = at.n * out_image + (k * OH + at.th * m + i) * OW + c0;
+        const int64_t off = dst_off(at.n, k, at.th * m + i) + c0;
         prefetch_span(dst + off, len, true);
         if (ep.pre) prefetch_span(ep.pre + off, len, true);
         if (ep.residual) prefetch_span(ep.residual + off, len, false);
@@ -241,7 +267,7 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     for (int64_t c = 0; c < c_ && end > col; ++c)
       for (int r = 0; r < alpha; ++r) {
         const int64_t ih = next->th * m - p.pad_begin[0] + r;
-        if (ih >= 0 && ih < H) prefetch_span(src + next->n * in_image + (c * H + ih) * W + col, end - col, false);
+        if (ih >= 0 && ih < H) prefetch_span(src_row(next->n, c, ih) + col, end - col, false);
       }
   };
   // One block: input transform -> alpha^2 GEMMs -> output transform with the whole epilogue
@@ -251,11 +277,10 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     float* o = v + v_floats;
     const float** rows = reinterpret_cast<const float**>(o + o_floats);
     const BlockAt at = block_at(blk), next_at = block_at(std::min(blk + 1, blocks - 1));
-    const float* x = src + at.n * in_image;
     for (int64_t c = 0; c < c_; ++c)
       for (int r = 0; r < alpha; ++r) {
         const int64_t ih = at.th * m - p.pad_begin[0] + r;
-        rows[c * alpha + r] = ih >= 0 && ih < H ? x + (c * H + ih) * W : nullptr;
+        rows[c * alpha + r] = ih >= 0 && ih < H ? src_row(at.n, c, ih) : nullptr;
       }
     WinoInput in;
     in.m = m;
@@ -289,11 +314,12 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
     out.xi_stride = o_stride;
     out.channels = k_;
     out.tiles = at.tiles;
+    // In a ring the tile row starts at its row modulo the ring (whole tile rows: no wrap).
     out.dst = dst + at.n * out_image;
-    out.out_h = OH;
     out.out_w = OW;
-    out.plane = OH * OW;
-    out.row0 = at.th * m;
+    out.plane = dst_rows * OW;
+    out.row0 = at.th * m % dst_rows;
+    out.out_h = out.row0 + std::min<int64_t>(m, OH - at.th * m);
     out.col0 = at.tw0 * m;
     out.bias = ep.bias;
     out.residual = ep.residual ? ep.residual + at.n * out_image : nullptr;

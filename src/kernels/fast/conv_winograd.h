@@ -58,6 +58,12 @@ class ConvF32Winograd final : public ConvF32Kernel {
   ConvF32Winograd(Isa isa, const ConvParams& wg, const float* weights, int tile = 0);
   void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const override;
   std::string name() const override { return name_; }
+  /// The tile size of a Winograd run (whole tile rows), else the direct kernel's.
+  int64_t row_step(const ConvParams& p) const override;
+  void run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads, int64_t row0,
+                int64_t row1, RowRings rings = {}) const override;
+  /// Rings of whole tile rows: for a Winograd run (not the direct fallback).
+  bool takes_rings(const ConvParams& p) const override;
   /// The tile size a run with geometry p uses (0: the direct kernel).
   int tile_for(const ConvParams& p) const;
 

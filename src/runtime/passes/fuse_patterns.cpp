@@ -364,6 +364,7 @@ void fuse_patterns(Graph& g, int64_t opset, PassReport* report) {
     ++report->qdq;
   }
   fuse_mlps(g, opset, report);
+  fuse_conv_stacks(g, opset, report);
 }
 
 namespace {

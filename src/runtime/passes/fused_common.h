@@ -30,6 +30,13 @@ inline bool per_axis_shape(const Shape& shape, size_t out_rank, size_t axis) {
   return true;
 }
 
+/// A fused node's constant input i (weights, scales), or the node fails.
+inline const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
+  const Tensor* t = ctx.constant(i);
+  if (!t) ctx.fail(std::string(what) + " must be constant");
+  return *t;
+}
+
 /// The values of a per-axis constant expanded to `count` entries (one value repeats).
 inline std::vector<float> per_axis_values(const Tensor& t, int64_t count, const std::string& what) {
   if (t.dtype() != DType::F32) throw Error(what + " must be float, is " + dtype_name(t.dtype()));

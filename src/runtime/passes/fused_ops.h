@@ -21,6 +21,9 @@
 //   Mlp         (X, constants...)                       program (a Graph attribute): op_mlp.cpp
 //   ConvChain   (X, constants...)                       program: the chain's convolution nodes
 //       and its ReduceMean tail as they were (op_conv_chain.cpp)
+//   ConvStack   (X, constants...)                       program: FusedConv nodes reading X or
+//       earlier ones' outputs, run depth-first in bands of rows (op_conv_stack.cpp); outputs:
+//       those of its layers read after it
 //
 // activation: "" (none), "relu", or "clip" with clip_min / clip_max (floats).
 // B (conv bias) is per output channel; R a residual of Y's shape, added before the activation
@@ -42,6 +45,7 @@ std::unique_ptr<Op> make_quantize(const OpContext& ctx);
 std::unique_ptr<Op> make_dequantize(const OpContext& ctx);
 std::unique_ptr<Op> make_mlp(const OpContext& ctx);
 std::unique_ptr<Op> make_conv_chain(const OpContext& ctx);
+std::unique_ptr<Op> make_conv_stack(const OpContext& ctx);
 
 /// The activation attributes of a fused node.
 struct Activation {

@@ -18,6 +18,7 @@
 #include "runtime/ops/nn_common.h"
 #include "runtime/ops/op_support.h"
 #include "runtime/passes/fused_common.h"
+#include "runtime/passes/fused_conv_op.h"
 
 namespace tinyq::rt::passes {
 
@@ -38,8 +39,6 @@ Activation parse_activation(const OpContext& ctx) {
   return a;
 }
 
-namespace {
-
 kernels::QConvAttrs conv_attrs(const OpContext& ctx) {
   const nn::WindowAttrs w = nn::parse_window_attrs(ctx, false);
   kernels::QConvAttrs a;
@@ -53,7 +52,7 @@ kernels::QConvAttrs conv_attrs(const OpContext& ctx) {
   return a;
 }
 
-kernels::ConvParams resolve(const kernels::QConvAttrs& attrs, const Shape& x, const Shape& w) {
+kernels::ConvParams resolve_conv(const kernels::QConvAttrs& attrs, const Shape& x, const Shape& w) {
   kernels::ConvParams p;
   std::string why;
   if (!kernels::qconv_resolve(attrs, x, w, &p, &why))
@@ -66,6 +65,8 @@ Shape conv_out_shape(const kernels::ConvParams& p) {
   for (int a = 0; a < p.spatial_rank; ++a) s.push_back(p.out_size[a]);
   return s;
 }
+
+namespace {
 
 // DynamicQuantizeLinear's range scan over slices on `threads` threads, merged: min and max are
 // exact whatever the order. A slice of NaNs alone reports (0, 0), which changes nothing, since
@@ -91,107 +92,6 @@ void parallel_minmax(kernels::MinMaxFn fn, const float* x, int64_t n, int thread
     if (his[static_cast<size_t>(i)] > *hi) *hi = his[static_cast<size_t>(i)];
   }
 }
-
-const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
-  const Tensor* t = ctx.constant(i);
-  if (!t) ctx.fail(std::string(what) + " must be constant");
-  return *t;
-}
-
-// --------------------------------------------------------------------------------------------
-
-class FusedConvOp final : public Op {
- public:
-  explicit FusedConvOp(const OpContext& ctx) : attrs_(conv_attrs(ctx)), act_(parse_activation(ctx)) {
-    check_arity(ctx, 2, 4, 1, 2);
-    w_ = constant_input(ctx, 1, "W");
-    if (w_.dtype() != DType::F32 || w_.rank() < 3 || w_.rank() > 5) ctx.fail("W must be a float [M, C/group, k...] tensor");
-    if (w_.dim(0) % attrs_.group != 0) ctx.fail("output channels do not split into the groups");
-    if (ctx.node.has_input(2)) {
-      b_ = constant_input(ctx, 2, "B");
-      if (b_.dtype() != DType::F32 || b_.numel() != w_.dim(0)) ctx.fail("B must hold one float per output channel");
-    }
-    has_res_ = ctx.node.has_input(3);
-    also_pre_ = ctx.node.outputs.size() == 2;
-    if (also_pre_ && !has_res_) ctx.fail("a second output (the convolution before the residual) needs a residual");
-    fast_ = kernels::select_conv_f32(kernels::weight_geometry(w_.shape(), attrs_.group, attrs_.strides, attrs_.dilations),
-                                     w_.data<float>(), has_res_, true);
-  }
-
-  void run(const OpInputs& in, std::vector<Tensor>& out) override { compute(in, out, nullptr, false); }
-  void run_measured(const OpInputs& in, std::vector<Tensor>& out, const RunRanges& ranges) override {
-    compute(in, out, ranges.out, also_pre_ && ranges.out && ranges.range_only && (*ranges.range_only)[1]);
-  }
-
- private:
-  // ranges (or null): one per output, folded in by the kernel as it writes where it can.
-  // pre_range_only: the second output is wanted for its range alone (left empty).
-  void compute(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* ranges, bool pre_range_only) {
-    const Tensor& x = nn::f32_input(in[0], "input X");
-    const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
-    const Shape shape = conv_out_shape(p);
-    const Tensor* r = has_res_ ? in[3] : nullptr;
-    if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
-    const bool res_fused = r && r->shape() == shape;
-    const float* bias = b_.empty() ? nullptr : b_.data<float>();
-    const bool act_now = act_.on && (!r || res_fused);
-    if (fast_ && (res_fused || !also_pre_)) {
-      // The kernels write every output element.
-      Tensor y = Tensor::uninitialized(DType::F32, shape);
-      Tensor pre = also_pre_ && !pre_range_only ? Tensor::uninitialized(DType::F32, shape) : Tensor();
-      kernels::ConvF32Epilogue ep;
-      ep.bias = bias;
-      ep.residual = res_fused ? r->data<float>() : nullptr;
-      ep.clamp = act_now;
-      ep.lo = act_.lo;
-      ep.hi = act_.hi;
-      ep.pre = pre.empty() ? nullptr : pre.data<float>();
-      const bool measured = ranges && (!r || res_fused);
-      ep.range = measured ? &ranges[0] : nullptr;
-      ep.pre_range = measured && also_pre_ ? &ranges[1] : nullptr;
-      fast_->run(p, x.data<float>(), ep, y.data<float>(), kernels::current_threads());
-      out[0] = r && !res_fused ? add_broadcast(y, *r, act_) : std::move(y);
-      if (also_pre_) out[1] = std::move(pre);
-      if (ranges && !measured) fold_outputs(out, ranges);
-      return;
-    }
-    // The reference (or a residual to broadcast next to a second output): the convolution, then
-    // the residual and the activation as separate steps.
-    Tensor c(DType::F32, shape);  // the reference accumulates into zeros
-    if (fast_) {
-      kernels::ConvF32Epilogue ep;
-      ep.bias = bias;
-      fast_->run(p, x.data<float>(), ep, c.data<float>(), kernels::current_threads());
-    } else {
-      kernels::conv_f32_ref(p, x.data<float>(), w_.data<float>(), bias, c.data<float>());
-    }
-    if (r && !res_fused) {
-      out[0] = add_broadcast(c, *r, act_);
-    } else {
-      // With a residual (and so perhaps a second output) the sum is a tensor of its own; else
-      // the activation applies to c in place.
-      Tensor y = res_fused ? Tensor(DType::F32, shape) : c;
-      float* py = y.data<float>();
-      if (res_fused)
-        for (int64_t i = 0; i < y.numel(); ++i) py[i] = c.data<float>()[i] + r->data<float>()[i];
-      if (act_now) apply_activation(py, y.numel(), act_);
-      out[0] = std::move(y);
-    }
-    if (also_pre_) out[1] = std::move(c);
-    if (ranges) fold_outputs(out, ranges);
-  }
-
-  static void fold_outputs(const std::vector<Tensor>& out, kernels::FiniteRange* ranges) {
-    for (size_t k = 0; k < out.size(); ++k) ranges[k].fold(out[k].data<float>(), out[k].numel());
-  }
-
-  kernels::QConvAttrs attrs_;
-  Activation act_;
-  Tensor w_, b_;
-  bool has_res_ = false;
-  bool also_pre_ = false;  // outputs: (act(conv + B + R), conv + B)
-  std::shared_ptr<const kernels::ConvF32Kernel> fast_;
-};
 
 // --------------------------------------------------------------------------------------------
 
@@ -244,7 +144,7 @@ class DynQConvOp final : public Op {
   void compute(const OpInputs& in, std::vector<Tensor>& out, const RunRanges* ranges) {
     const Tensor& x = *in[0];
     if (x.dtype() != DType::F32) throw Error(std::string("x must be float, is ") + dtype_name(x.dtype()));
-    const kernels::ConvParams p = resolve(attrs_, x.shape(), w_.shape());
+    const kernels::ConvParams p = resolve_conv(attrs_, x.shape(), w_.shape());
     // DynamicQuantizeLinear's parameters (its scan of x, or the one x's producer made while
     // writing it), then the scale product the graph's Mul computed.
     float lo = 0.0f, hi = 0.0f;

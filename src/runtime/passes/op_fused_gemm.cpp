@@ -22,12 +22,6 @@ namespace tinyq::rt::passes {
 
 namespace {
 
-const Tensor& constant_input(const OpContext& ctx, size_t i, const char* what) {
-  const Tensor* t = ctx.constant(i);
-  if (!t) ctx.fail(std::string(what) + " must be constant");
-  return *t;
-}
-
 // y = act(alpha * x B + beta * C), fp32.
 class GemmLayer final : public DenseLayer {
  public:

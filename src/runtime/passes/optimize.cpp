@@ -96,7 +96,7 @@ const OpDef* find_fused_op(const std::string& op_type) {
       {"DynQMatMul", 1, 1, make_dynq_matmul}, {"FusedGemm", 1, 1, make_fused_gemm},
       {"QAdd", 1, 1, make_qadd},              {"QuantizeLinear", 1, 1, make_quantize},
       {"DequantizeLinear", 1, 1, make_dequantize}, {"Mlp", 1, 1, make_mlp},
-      {"ConvChain", 1, 1, make_conv_chain},
+      {"ConvChain", 1, 1, make_conv_chain},  {"ConvStack", 1, 1, make_conv_stack},
   };
   for (const OpDef& def : table)
     if (op_type == def.op_type) return &def;

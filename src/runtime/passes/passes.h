@@ -29,6 +29,10 @@
 //        reader of the previous one's output; depthwise, 1x1 or narrow-input layers)
 //        [QuantizeLinear ->] ... [-> (DequantizeLinear ->) ReduceMean over H, W] => ConvChain
 //        (channels-last activations from layer to layer, fuse_conv_chain.cpp)
+//      and last, a FusedConv without residual read only by the next FusedConv, as its input
+//        (one image size: stride 1, size-keeping pads)                   => ConvStack
+//        (the pair run depth-first in bands of rows, the first one's output in a ring,
+//        fuse_conv_stack.cpp)
 //      (before all of it: Shape nodes read through QuantizeLinear / DequantizeLinear, so a
 //      DequantizeLinear kept only for a Shape goes)
 //   3. dead-node removal (the DynamicQuantizeLinear, scale Mul and DequantizeLinear nodes left
@@ -62,6 +66,7 @@ struct PassReport {
   int fused_gemm = 0;
   int mlp = 0;
   int conv_chain = 0;
+  int conv_stack = 0;
   int qdq = 0;  ///< QAdd nodes and per-tensor QuantizeLinear / DequantizeLinear on vector kernels
   int removed = 0;
 };

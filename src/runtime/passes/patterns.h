@@ -15,6 +15,9 @@ void fuse_patterns(Graph& g, int64_t opset, PassReport* report);
 /// Convolution chains into ConvChain nodes (fuse_conv_chain.cpp), after the per-node fusions.
 void fuse_conv_chains(Graph& g, int64_t opset, PassReport* report);
 
+/// Pairs of full-resolution FusedConv layers into ConvStack nodes (fuse_conv_stack.cpp), last.
+void fuse_conv_stacks(Graph& g, int64_t opset, PassReport* report);
+
 /// Shape nodes read through QuantizeLinear / DequantizeLinear to their input; the Q / DQ
 /// nodes left unread go. Returns how many went.
 int rewire_shape_reads(Graph& g);

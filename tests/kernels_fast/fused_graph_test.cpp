@@ -16,6 +16,7 @@
 #include <map>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "model_builder.h"
@@ -99,19 +100,20 @@ TEST(FusedGraph, ConvAddReluBecomesOneNode) {
 // heights end in part of a tile.
 TEST(FusedGraph, ResidualBlockRunsAsAConvStack) {
   std::mt19937 rng(8);
-  for (const auto& hw : std::vector<std::pair<int64_t, int64_t>>{{9, 13}, {61, 30}, {203, 37}}) {
-    const int64_t h = hw.first, w = hw.second;
-    SCOPED_TRACE(std::to_string(h) + "x" + std::to_string(w));
+  // 16 channels: Winograd layers, the ring; 4: the direct kernels, bands of whole tensors.
+  for (const auto& [h, w, c] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {9, 13, 16}, {61, 30, 16}, {203, 37, 16}, {61, 30, 4}}) {
+    SCOPED_TRACE(std::to_string(h) + "x" + std::to_string(w) + " c" + std::to_string(c));
     ModelBuilder mb;
-    mb.input("x", DType::F32, {2, 16, h, w});
-    mb.initializer("w1", test::random_f32(rng, {16, 16, 3, 3}, -0.2f, 0.2f)).initializer("b1", test::random_f32(rng, {16}));
-    mb.initializer("w2", test::random_f32(rng, {16, 16, 3, 3}, -0.2f, 0.2f)).initializer("b2", test::random_f32(rng, {16}));
+    mb.input("x", DType::F32, {2, c, h, w});
+    mb.initializer("w1", test::random_f32(rng, {c, c, 3, 3}, -0.2f, 0.2f)).initializer("b1", test::random_f32(rng, {c}));
+    mb.initializer("w2", test::random_f32(rng, {c, c, 3, 3}, -0.2f, 0.2f)).initializer("b2", test::random_f32(rng, {c}));
     mb.node("Conv", {"x", "w1", "b1"}, {"c1"}, {ints("pads", {1, 1, 1, 1})});
     mb.node("Relu", {"c1"}, {"r1"});
     mb.node("Conv", {"r1", "w2", "b2"}, {"c2"}, {ints("pads", {1, 1, 1, 1})});
     mb.node("Add", {"x", "c2"}, {"y"});
     mb.output("y");
-    const Tensor x = test::random_f32(rng, {2, 16, h, w});
+    const Tensor x = test::random_f32(rng, {2, c, h, w});
     EXPECT_EQ(joined(expect_fused_matches(mb.model, {x}, 1e-4)), "ConvStack");
     std::vector<Tensor> first;
     for (int threads : {1, 2, 3}) {

@@ -81,6 +81,28 @@ struct WinoOutput {
   FiniteRange* pre_range = nullptr;
 };
 
+/// The end of a SIMD output kernel's block (both ISAs): the ranges its registers kept (a
+/// StoredRange with all_finite() and merge_into(range, count)) go to a.range / a.pre_range;
+/// when a value was NaN or infinite the block is measured exactly instead: dst's rows as
+/// stored, conv + bias through remeasure_pre (the kernel again, storing nothing).
+template <typename StoredRange, typename Remeasure>
+void finish_stored_ranges(const WinoOutput& a, int64_t rows, int64_t limit, const StoredRange& range,
+                          const StoredRange& pre_range, Remeasure remeasure_pre) {
+  const int64_t count = a.channels * rows * (limit - a.col0);  // values stored
+  if (a.range) {
+    if (range.all_finite())
+      range.merge_into(a.range, count);
+    else
+      a.range->fold(RowSet{a.dst + a.row0 * a.out_w + a.col0, a.channels, a.plane, rows, a.out_w, limit - a.col0});
+  }
+  if (a.pre_range) {
+    if (pre_range.all_finite())
+      pre_range.merge_into(a.pre_range, count);
+    else
+      remeasure_pre();
+  }
+}
+
 using WinoInputFn = void (*)(const WinoInput&);
 using WinoGemmFn = void (*)(const WinoGemm&);
 using WinoOutputFn = void (*)(const WinoOutput&);

@@ -305,22 +305,7 @@ void output_block(const WinoOutput& a, FiniteRange* recount = nullptr) {
       }
     }
   }
-  if (!kStore) return;
-  // Values stored: channels x rows x the block's columns. A NaN or infinity among them (rare)
-  // has the block measured again exactly: dst from what was stored, conv + bias recomputed.
-  const int64_t count = a.channels * rows * (limit - a.col0);
-  if (a.range) {
-    if (range.all_finite())
-      range.merge_into(a.range, count);
-    else
-      a.range->fold(RowSet{a.dst + a.row0 * a.out_w + a.col0, a.channels, a.plane, rows, a.out_w, limit - a.col0});
-  }
-  if (a.pre_range) {
-    if (pre_range.all_finite())
-      pre_range.merge_into(a.pre_range, count);
-    else
-      output_block<M, false>(a, a.pre_range);
-  }
+  if (kStore) finish_stored_ranges(a, rows, limit, range, pre_range, [&] { output_block<M, false>(a, a.pre_range); });
 }
 
 }  // namespace

@@ -94,42 +94,9 @@ struct ChainMatch {
 };
 
 Node build_node(const ChainIndex& ix, const std::vector<size_t>& nodes) {
-  const Graph& g = ix.g;
-  Node f;
-  const Node& head = g.nodes[nodes.front()];
-  f.name = (head.name.empty() ? head.op_type : head.name) + "_chain";
-  f.op_type = "ConvChain";
-  f.domain = kFusedDomain;
-  f.inputs = {head.input(0)};
-  auto program = std::make_shared<Graph>();
-  f.doc = "fused from";
-  for (size_t k : nodes) {
-    program->nodes.push_back(g.nodes[k]);
-    f.doc += " " + g.nodes[k].label();
-    for (size_t i = 1; i < g.nodes[k].inputs.size(); ++i) {
-      const std::string& in = g.nodes[k].inputs[i];
-      if (!in.empty() && ix.constant(in) && std::find(f.inputs.begin(), f.inputs.end(), in) == f.inputs.end())
-        f.inputs.push_back(in);
-    }
-  }
-  f.outputs = {g.nodes[nodes.back()].outputs[0]};
-  Attribute prog;
-  prog.name = "program";
-  prog.kind = Attribute::Kind::Graph;
-  prog.g = program;
-  f.attributes.push_back(prog);
+  Node f = program_node(ix, nodes, "ConvChain", "_chain");
+  f.outputs = {ix.g.nodes[nodes.back()].outputs[0]};
   return f;
-}
-
-bool op_takes(const ChainIndex& ix, const Node& f, int64_t opset) {
-  OpContext ctx{f, opset, {}};
-  for (const auto& in : f.inputs) ctx.constants.push_back(in.empty() ? nullptr : ix.constant(in));
-  try {
-    make_conv_chain(ctx);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -228,25 +195,14 @@ void fuse_conv_chains(Graph& g, int64_t opset, PassReport* report) {
         all.insert(all.end(), nodes.begin(), nodes.end());
         if (with_tail) all.insert(all.end(), tail.begin(), tail.end());
         Node f = build_node(ix, all);
-        if (!op_takes(ix, f, opset)) continue;
+        if (!op_accepts(ix, f, opset, make_conv_chain)) continue;
         for (size_t k : all) used.insert(k);
         matches.push_back(ChainMatch{all, std::move(f)});
         done = true;
       }
     }
   }
-  if (matches.empty()) return;
-  std::vector<bool> drop(g.nodes.size(), false);
-  for (ChainMatch& ch : matches) {
-    for (size_t k : ch.nodes) drop[k] = true;
-    drop[ch.nodes.back()] = false;
-    g.nodes[ch.nodes.back()] = std::move(ch.fused);
-    ++report->conv_chain;
-  }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  report->conv_chain += replace_matches(g, matches);
 }
 
 }  // namespace tinyq::rt::passes

@@ -13,7 +13,6 @@
 // tensor of its own to the end of the stack, where the session recycles three or four.
 // The fused node replaces the second node; a pair whose op refuses it stays as it was.
 
-#include <algorithm>
 #include <unordered_set>
 
 #include "runtime/passes/fused_ops.h"
@@ -41,26 +40,12 @@ bool stack_layer(const GraphIndex& ix, const Node& n) {
   return pads == std::vector<int64_t>{ph, pw, ph, pw};
 }
 
+// The pair's node; its outputs: the values the graph or a node outside the pair reads.
 Node build_node(const GraphIndex& ix, const std::vector<size_t>& nodes) {
-  const Graph& g = ix.g;
-  std::unordered_set<size_t> members(nodes.begin(), nodes.end());
-  const Node& head = g.nodes[nodes.front()];
-  Node f;
-  f.name = (head.name.empty() ? head.op_type : head.name) + "_stack";
-  f.op_type = "ConvStack";
-  f.domain = kFusedDomain;
-  f.inputs = {head.input(0)};
-  auto program = std::make_shared<Graph>();
-  f.doc = "fused from";
-  for (size_t k : nodes) {
-    const Node& n = g.nodes[k];
-    program->nodes.push_back(n);
-    f.doc += " " + n.label();
-    for (const std::string& in : n.inputs)
-      if (!in.empty() && ix.constant(in) && std::find(f.inputs.begin(), f.inputs.end(), in) == f.inputs.end())
-        f.inputs.push_back(in);
-    // An output leaves the stack when the graph or a node outside it reads it.
-    for (const std::string& o : n.outputs) {
+  Node f = program_node(ix, nodes, "ConvStack", "_stack");
+  const std::unordered_set<size_t> members(nodes.begin(), nodes.end());
+  for (size_t k : nodes)
+    for (const std::string& o : ix.g.nodes[k].outputs) {
       if (o.empty()) continue;
       bool outside = ix.graph_outputs.count(o) > 0;
       auto r = ix.readers.find(o);
@@ -68,46 +53,13 @@ Node build_node(const GraphIndex& ix, const std::vector<size_t>& nodes) {
         for (size_t reader : r->second) outside |= !members.count(reader);
       if (outside) f.outputs.push_back(o);
     }
-  }
-  Attribute prog;
-  prog.name = "program";
-  prog.kind = Attribute::Kind::Graph;
-  prog.g = program;
-  f.attributes.push_back(prog);
   return f;
-}
-
-bool op_takes(const GraphIndex& ix, const Node& f, int64_t opset) {
-  if (f.outputs.empty()) return false;
-  OpContext ctx{f, opset, {}};
-  for (const auto& in : f.inputs) ctx.constants.push_back(in.empty() ? nullptr : ix.constant(in));
-  try {
-    make_conv_stack(ctx);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
 }
 
 struct StackMatch {
   std::vector<size_t> nodes;
   Node fused;
 };
-
-void apply(Graph& g, std::vector<StackMatch>& matches, PassReport* report) {
-  if (matches.empty()) return;
-  std::vector<bool> drop(g.nodes.size(), false);
-  for (StackMatch& m : matches) {
-    for (size_t k : m.nodes) drop[k] = true;
-    drop[m.nodes.back()] = false;
-    g.nodes[m.nodes.back()] = std::move(m.fused);
-    ++report->conv_stack;
-  }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
-}
 
 // Pairs: a layer without a residual whose output only the next layer reads, as its input.
 void fuse_pairs(Graph& g, int64_t opset, PassReport* report) {
@@ -122,12 +74,12 @@ void fuse_pairs(Graph& g, int64_t opset, PassReport* report) {
       auto r = ix.readers.find(t);
       if (b.input(0) != t || r == ix.readers.end() || r->second != std::vector<size_t>{i + 1}) continue;
       Node f = build_node(ix, {i, i + 1});
-      if (!op_takes(ix, f, opset)) continue;
+      if (f.outputs.empty() || !op_accepts(ix, f, opset, make_conv_stack)) continue;
       matches.push_back(StackMatch{{i, i + 1}, std::move(f)});
       ++i;
     }
   }
-  apply(g, matches, report);
+  report->conv_stack += replace_matches(g, matches);
 }
 
 }  // namespace

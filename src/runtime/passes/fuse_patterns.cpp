@@ -73,15 +73,7 @@ std::string other_input(const Node& n, const std::string& v) {
 // session would refuse is left unfused, so it is refused with its own message.
 bool op_accepts(const Index& ix, const Node& n, int64_t opset) {
   const OpDef* def = find_op(n.op_type, opset);
-  if (!def) return false;
-  OpContext ctx{n, opset, {}};
-  for (const auto& in : n.inputs) ctx.constants.push_back(in.empty() ? nullptr : ix.constant(in));
-  try {
-    def->make(ctx);
-  } catch (const std::exception&) {
-    return false;
-  }
-  return true;
+  return def && op_accepts(ix, n, opset, def->make);
 }
 
 struct Chain {
@@ -527,18 +519,7 @@ void fuse_mlps(Graph& g, int64_t opset, PassReport* report) {
       chains.push_back(std::move(ch));
     }
   }
-  if (chains.empty()) return;
-  std::vector<bool> drop(g.nodes.size(), false);
-  for (Chain& ch : chains) {
-    for (size_t k : ch.nodes) drop[k] = true;
-    drop[ch.nodes.back()] = false;
-    g.nodes[ch.nodes.back()] = std::move(ch.fused);
-    ++report->mlp;
-  }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  report->mlp += replace_matches(g, chains);
 }
 
 }  // namespace

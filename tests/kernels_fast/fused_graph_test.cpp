@@ -96,13 +96,13 @@ TEST(FusedGraph, ConvAddReluBecomesOneNode) {
 // bands on one thread with the Relu output in a ring of rows: within rounding of the unfused
 // graph, and bit for bit what 2 and 3 threads give (there the layers run one by one), with the
 // Relu output watched too (measured in its ring, or stored whole for a tensor observer), each
-// range exactly a pass over the tensor. Sizes: smaller than a ring, a few rings, many; odd
-// heights end in part of a tile.
+// range exactly a pass over the tensor. Sizes: one and two rows, smaller than a ring, a few
+// rings, many; odd heights end in part of a tile.
 TEST(FusedGraph, ResidualBlockRunsAsAConvStack) {
   std::mt19937 rng(8);
   // 16 channels: Winograd layers, the ring; 4: the direct kernels, bands of whole tensors.
   for (const auto& [h, w, c] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
-           {9, 13, 16}, {61, 30, 16}, {203, 37, 16}, {61, 30, 4}}) {
+           {1, 5, 16}, {2, 3, 16}, {9, 13, 16}, {61, 30, 16}, {203, 37, 16}, {61, 30, 4}}) {
     SCOPED_TRACE(std::to_string(h) + "x" + std::to_string(w) + " c" + std::to_string(c));
     ModelBuilder mb;
     mb.input("x", DType::F32, {2, c, h, w});

@@ -678,15 +678,20 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   // 255 * max|w - zw|).
   // The c4 tiles (VNNI, one group) fill lanes 4 channels at a time instead of 16.
   const bool c4 = isa == Isa::Avx512Vnni && group_ == 1;
+  // One input channel (an image model's first layer): the c4 tiles take a kernel row's taps as
+  // a k-step's 4 bytes instead of 4 channels, 3 of 4 of them useful for a 3x3 kernel where
+  // channels left 1 (learned_filter's entry layer: 673 us through fp32 before).
+  taps_packed_ = c4 && cg_ == 1 && kernel_[1] > 1 && kernel_[1] <= 4 && p.spatial_rank == 2;
   const int64_t lane_block = c4 ? 4 : layout_.lane_block;
-  const double occupancy = static_cast<double>(mg_) / static_cast<double>(round_up(mg_, lane_block)) *
-                           static_cast<double>(cg_) / static_cast<double>(round_up(cg_, layout_.kg));
+  const double k_fill = taps_packed_ ? static_cast<double>(kernel_[1]) / 4.0
+                                     : static_cast<double>(cg_) / static_cast<double>(round_up(cg_, layout_.kg));
+  const double occupancy = static_cast<double>(mg_) / static_cast<double>(round_up(mg_, lane_block)) * k_fill;
   const double exact_bound = static_cast<double>(k) * 255.0 * static_cast<double>(std::max(max_abs, 1));
   const double vnni_gain = isa == Isa::Avx512Vnni ? 4.0 : 2.0;
   // At the break-even point, starved input channels (an image's 1 to 3) still favour fp32: the
   // tiles' k-steps would carry mostly padding (measured on learned_filter's entry layer).
   const double use = occupancy * vnni_gain;
-  via_f32_ = exact_bound < 16777216.0 && (use < 1.0 || (use <= 1.0 && cg_ < layout_.kg));
+  via_f32_ = exact_bound < 16777216.0 && (use < 1.0 || (use <= 1.0 && cg_ < layout_.kg && !taps_packed_));
   if (via_f32_) {
 #if defined(TINYQ_X86_KERNELS)
     requant_ = isa == Isa::Ref ? requant_f32acc_ref : requant_f32acc_avx2;
@@ -706,15 +711,17 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   }
   if (c4_fn_) {
     // Weights as the c4 tiles read them: k-step j = tap * groups + q covers input channels
-    // 4q .. 4q + 3 of one tap.
+    // 4q .. 4q + 3 of one tap; taps packed, k-step j is kernel row j, byte i its tap i.
     c4_groups_ = (cg_ + 3) / 4;
-    const int64_t steps = taps * c4_groups_, blocks16 = (mg_ + 15) / 16;
+    const int64_t steps = taps_packed_ ? kernel_[0] : taps * c4_groups_, blocks16 = (mg_ + 15) / 16;
     packed_c4_.assign(static_cast<size_t>(blocks16 * steps * 64), 0);
     for (int64_t m = 0; m < mg_; ++m)
       for (int64_t t = 0; t < taps; ++t)
-        for (int64_t c = 0; c < cg_; ++c)
-          packed_c4_[c4_weight_index(steps, m, t * c4_groups_ + c / 4, c % 4)] =
-              static_cast<int8_t>(e[static_cast<size_t>(m * k + c * taps + t)]);
+        for (int64_t c = 0; c < cg_; ++c) {
+          const size_t at = taps_packed_ ? c4_weight_index(steps, m, t / kernel_[1], t % kernel_[1])
+                                         : c4_weight_index(steps, m, t * c4_groups_ + c / 4, c % 4);
+          packed_c4_[at] = static_cast<int8_t>(e[static_cast<size_t>(m * k + c * taps + t)]);
+        }
   }
   cgp_ = round_up(cg_, layout_.kg);
   ksteps_ = taps * cgp_ / layout_.kg;
@@ -776,6 +783,28 @@ void QConvFast::run(const ConvParams& p, const QInput& x, const QOutput& y, int 
                     &y.minmax[0], &y.minmax[1]);
 }
 
+void QConvFast::pack_taps_row(const QInput& x, int64_t n, int64_t channels, int64_t ih, int64_t H, int64_t W,
+                              int64_t pl, int64_t wp, int64_t KW, uint8_t zk, QuantizeU8Fn quantize, uint8_t* tmp,
+                              uint8_t* d) const {
+  // tmp: the padded row as kernel values (position j holds column j - pl), then byte k of
+  // position i is tmp[i + k]: tap k of its kernel row. int8 input is flipped by pack_c4_, so
+  // the padding goes in pre-flipped.
+  const size_t in_bytes = input_elem_bytes(x.kind);
+  const uint8_t flip = x.kind == QInputKind::S8 ? 0x80 : 0;
+  const void* row = static_cast<const uint8_t*>(x.data) + static_cast<size_t>((n * channels * H + ih) * W) * in_bytes;
+  const int64_t lo = std::min(pl, wp + 3), hi = std::min(pl + W, wp + 3);
+  std::memset(tmp, zk ^ flip, static_cast<size_t>(wp + 4));
+  if (hi > lo) {
+    if (x.kind == QInputKind::F32)
+      quantize(static_cast<const float*>(row) + (lo - pl), hi - lo, x.scale, x.zero_point, tmp + lo);
+    else
+      std::memcpy(tmp + lo, static_cast<const uint8_t*>(row) + (lo - pl), static_cast<size_t>(hi - lo));
+  }
+  const uint8_t* taps[4] = {nullptr, nullptr, nullptr, nullptr};
+  for (int64_t k = 0; k < KW; ++k) taps[k] = tmp + k;
+  pack_c4_(taps, wp, flip, zk, d);
+}
+
 void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const {
   const int64_t H = p.in_size[0], W = p.in_size[1], OH = p.out_size[0], OW = p.out_size[1];
   const int64_t KH = kernel_[0], KW = kernel_[1], pt = p.pad_begin[0], pl = p.pad_begin[1];
@@ -802,7 +831,7 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
   const int64_t Q = c4_groups_, plane = hp * wp * 4, part_bytes = Q * plane + 64;
   std::vector<int64_t> k_off;
   for (int64_t kh = 0; kh < KH; ++kh)
-    for (int64_t kw = 0; kw < KW; ++kw)
+    for (int64_t kw = 0; kw < (taps_packed_ ? 1 : KW); ++kw)  // packed: a row's taps in one k-step
       for (int64_t q = 0; q < Q; ++q) k_off.push_back(q * plane + (kh * wp + kw) * 4);
   ScratchCache::Lease lease(scratch_, static_cast<size_t>(parts * part_bytes));
   uint8_t* const bufs = lease.as<uint8_t>();
@@ -813,7 +842,7 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
   std::mutex range_mu;
   for (int64_t n = 0; n < p.batch; ++n) {
     parallel_for(static_cast<int>(parts), parts, [&](int64_t part_begin, int64_t part_end) {
-      std::vector<uint8_t> rows_buf(static_cast<size_t>(4 * W));
+      std::vector<uint8_t> rows_buf(static_cast<size_t>(std::max(4 * W, wp + 4)));
       float mine[2] = {inf, -inf};
       for (int64_t part = part_begin; part < part_end; ++part) {
         const int64_t oh0 = OH * part / parts, oh1 = OH * (part + 1) / parts;
@@ -827,6 +856,10 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
             uint8_t* d = buf + q * plane + r * wp * 4;
             if (ih < 0 || ih >= H) {
               std::memset(d, zk, static_cast<size_t>(wp * 4));
+              continue;
+            }
+            if (taps_packed_) {
+              pack_taps_row(x, n, p.in_channels, ih, H, W, pl, wp, KW, zk, quantize, rows_buf.data(), d);
               continue;
             }
             const uint8_t* rows[4] = {nullptr, nullptr, nullptr, nullptr};

@@ -270,6 +270,9 @@ class QConvFast final : public QConvKernel {
  private:
   void run_tiles(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
   void run_c4(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
+  // One plane row of a taps-packed c4 layer (one input channel) into d.
+  void pack_taps_row(const QInput& x, int64_t n, int64_t channels, int64_t ih, int64_t H, int64_t W, int64_t pl,
+                     int64_t wp, int64_t KW, uint8_t zk, QuantizeU8Fn quantize, uint8_t* tmp, uint8_t* d) const;
   void run_via_f32(const ConvParams& p, const QInput& x, const QOutput& y, int threads) const;
 
   Isa isa_;
@@ -288,6 +291,7 @@ class QConvFast final : public QConvKernel {
   PackC4Fn pack_c4_ = nullptr;
   std::vector<int8_t> packed_c4_;  // [block of 16][kstep][group of 4][16 lanes][4]
   int64_t c4_groups_ = 0;          // input channel groups of 4
+  bool taps_packed_ = false;       // one input channel: a k-step holds a kernel row's taps
   mutable ScratchCache scratch_, scratch2_;
 };
 

@@ -116,23 +116,33 @@ class Winograd : public ::testing::TestWithParam<Param> {};
 
 int64_t out_numel(const ConvParams& p) { return p.batch * p.out_channels * p.out_size[0] * p.out_size[1]; }
 
+// A case's input, weights, bias and residual, uniform in [-1, 1].
+struct CaseData {
+  std::vector<float> x, w, b, res;
+  CaseData(const ConvParams& p, std::mt19937& rng)
+      : x(static_cast<size_t>(p.batch * p.in_channels * p.in_size[0] * p.in_size[1])),
+        w(static_cast<size_t>(p.out_channels * p.in_channels * 9)),
+        b(static_cast<size_t>(p.out_channels)),
+        res(static_cast<size_t>(out_numel(p))) {
+    std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+    for (auto* v : {&x, &w, &b, &res})
+      for (float& f : *v) f = d(rng);
+  }
+};
+
 TEST_P(Winograd, MatchesReferenceWithEpilogues) {
   const Param prm = GetParam();
   REQUIRE_ISA(prm.isa);
   const double eps = std::ldexp(1.0, -24);
   const double factor = prm.tile == 2 ? 4.0 : 32.0;  // 0: either tile, per case
   std::mt19937 rng(11);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   double worst_ratio = 0.0;  // of the error to n * eps * S, reported
   for (const WinoCase& k : kCases) {
     SCOPED_TRACE(describe(k));
     const ConvParams p = params_of(k);
-    std::vector<float> x(static_cast<size_t>(p.batch * p.in_channels * p.in_size[0] * p.in_size[1]));
-    std::vector<float> w(static_cast<size_t>(p.out_channels * p.in_channels * 9));
-    std::vector<float> b(static_cast<size_t>(p.out_channels));
-    std::vector<float> res(static_cast<size_t>(out_numel(p)));
-    for (auto* v : {&x, &w, &b, &res})
-      for (float& f : *v) f = d(rng);
+    CaseData data(p, rng);
+    std::vector<float>& x = data.x;
+    const std::vector<float>&w = data.w, &b = data.b, &res = data.res;
     std::vector<double> exact, mag;
     exact_conv(p, x, w, &exact, &mag);
     std::vector<float> ref(exact.size());
@@ -223,16 +233,12 @@ TEST_P(Winograd, MeasuresWhatItStores) {
   const Param prm = GetParam();
   REQUIRE_ISA(prm.isa);
   std::mt19937 rng(17);
-  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
   for (const WinoCase& k : kCases) {
     SCOPED_TRACE(describe(k));
     const ConvParams p = params_of(k);
-    std::vector<float> x(static_cast<size_t>(p.batch * p.in_channels * p.in_size[0] * p.in_size[1]));
-    std::vector<float> w(static_cast<size_t>(p.out_channels * p.in_channels * 9));
-    std::vector<float> b(static_cast<size_t>(p.out_channels));
-    std::vector<float> res(static_cast<size_t>(out_numel(p)));
-    for (auto* v : {&x, &w, &b, &res})
-      for (float& f : *v) f = d(rng);
+    CaseData data(p, rng);
+    std::vector<float>& x = data.x;
+    const std::vector<float>&w = data.w, &b = data.b, &res = data.res;
     ConvF32Winograd wino(prm.isa, p, w.data(), prm.tile);
     for (int nonfinite = 0; nonfinite < 2; ++nonfinite) {
       if (nonfinite) {

@@ -469,7 +469,8 @@ int64_t ConvF32Fast::row_step(const ConvParams& p) const {
 void ConvF32Fast::run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
                            int64_t row0, int64_t row1, RowRings rings) const {
   const ConvLayout l = conv_layout(p, true);
-  if (!banded(l) || rings.src || rings.dst) throw std::logic_error(name() + " cannot run part of its output rows for this geometry");
+  if (!banded(l) || rings.src || rings.dst)
+    throw std::logic_error(name() + " cannot run part of its output rows for this geometry");
   run_banded(p, l, src, ep, dst, threads, nullptr, row0, row1);
 }
 

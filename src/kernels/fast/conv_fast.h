@@ -149,9 +149,9 @@ class ConvF32Kernel {
   /// dst = epilogue(conv(src)) for the geometry p (same weights as prepared).
   virtual void run(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads) const = 0;
   virtual std::string name() const = 0;
-  /// For a run in bands of output rows (a stack of layers run depth-first, runtime/passes/op_conv_stack.cpp):
-  /// the step band boundaries must be multiples of for geometry p (Winograd: its tile), or 0
-  /// when this kernel cannot run part of the rows.
+  /// For a run in bands of output rows (layers run depth-first, runtime/passes/op_conv_stack.cpp):
+  /// the multiple of rows a band must start on for geometry p (Winograd: its tile size), or 0
+  /// when this kernel cannot run part of its rows.
   virtual int64_t row_step(const ConvParams& p) const {
     (void)p;
     return 0;

@@ -237,7 +237,9 @@ void ConvF32Winograd::run_rows(const ConvParams& p, const float* src, const Conv
   // Rows as stored: plane rows (whole planes, or a ring's) and where row r lies.
   const int64_t src_rows = rings.src ? rings.src : H, dst_rows = rings.dst ? rings.dst : OH;
   const int64_t in_image = c_ * src_rows * W, out_image = k_ * dst_rows * OW;
-  auto src_row = [&](int64_t n, int64_t c, int64_t ih) { return src + n * in_image + (c * src_rows + ih % src_rows) * W; };
+  auto src_row = [&](int64_t n, int64_t c, int64_t ih) {
+    return src + n * in_image + (c * src_rows + ih % src_rows) * W;
+  };
   auto dst_off = [&](int64_t n, int64_t k, int64_t oh) { return n * out_image + (k * dst_rows + oh % dst_rows) * OW; };
   struct BlockAt {
     int64_t n, th, tw0, tiles;

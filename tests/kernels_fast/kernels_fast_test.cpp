@@ -264,7 +264,8 @@ TEST_P(FastKernels, QConvMatchesReferenceExactly) {
 }
 
 // fp32 input quantised inside the convolution (DynamicQuantizeLinear -> ConvInteger), on the
-// tiles and on the exact-fp32 path (C = 1, M = 1, depthwise cases), against the reference on
+// tiles and on the exact-fp32 path (depthwise cases; C = 1 or M = 1 without VNNI, where the
+// tiles would carry padding; with VNNI C = 1 packs a kernel row's taps), against the reference on
 // the input quantised beforehand; values beyond the range and NaN included.
 TEST_P(FastKernels, QConvFloatInputMatchesQuantisedReference) {
   const Isa isa = GetParam();

@@ -311,11 +311,10 @@ DwF32PlaneFn dw_fn(Isa isa) {
   return dw_f32_plane_ref;
 }
 
-// Writes the phase planes of channels [c0, c1) of an fp32 input (channel c at x + c * H * W)
-// into dst ([C][planes][J_h][J_w]), padding with 0. A source row goes once through a padded
-// copy (the begin padding in front, zeros behind) that is split into the stride's phase rows.
-// Plane rows [jh0, jh1) (all of them by default) of channels [c0, c1); dst holds just those
-// rows, [C][planes][jh1 - jh0][J_w].
+// Writes plane rows [jh0, jh1) (all of them by default) of the phase planes of channels
+// [c0, c1) of an fp32 input (channel c at x + c * H * W) into dst, which holds just those rows
+// ([C][planes][jh1 - jh0][J_w]), padding with 0. A source row goes once through a padded copy
+// (the begin padding in front, zeros behind) that is split into the stride's phase rows.
 void fill_planes_f32(const ConvLayout& l, const float* x, int64_t c0, int64_t c1, float* dst,
                      DeinterleaveFn deinterleave, int64_t jh0 = 0, int64_t jh1 = -1) {
   if (jh1 < 0) jh1 = l.J[0];
@@ -451,11 +450,6 @@ void ConvF32Fast::run(const ConvParams& p, const float* src, const ConvF32Epilog
   }
 }
 
-// Stride 1 with padding: each thread builds the padded rows a band of output rows reads in a
-// buffer of its own, sized to stay in L2, right before its kernels read them, instead of
-// padded planes of the whole image first. learned_filter's 16 -> 1 exit convolution wrote and
-// re-read 3.3 MB of planes that way: in the model it went from 676-751 to 561-673 us
-// (TINYQ_PROFILE, 3 interleaved runs).
 void ConvF32Kernel::run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads,
                              int64_t row0, int64_t row1, RowRings rings) const {
   (void)p, (void)src, (void)ep, (void)dst, (void)threads, (void)row0, (void)row1, (void)rings;
@@ -474,6 +468,11 @@ void ConvF32Fast::run_rows(const ConvParams& p, const float* src, const ConvF32E
   run_banded(p, l, src, ep, dst, threads, nullptr, row0, row1);
 }
 
+// Stride 1 with padding: each thread builds the padded rows a band of output rows reads in a
+// buffer of its own, sized to stay in L2, right before its kernels read them, instead of
+// padded planes of the whole image first. learned_filter's 16 -> 1 exit convolution wrote and
+// re-read 3.3 MB of planes that way: in the model it went from 676-751 to 561-673 us
+// (TINYQ_PROFILE, 3 interleaved runs).
 void ConvF32Fast::run_banded(const ConvParams& p, const ConvLayout& l, const float* src, const ConvF32Epilogue& ep,
                              float* dst, int threads, const float* scale, int64_t row0, int64_t row1) const {
   constexpr int64_t kBandBytes = 128 * 1024;
@@ -677,7 +676,8 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   // would use 1/64 of a VNNI tile; they, and other thin shapes, accumulate in fp32 instead,
   // which is exact while every partial sum stays below 2^24 (each product is at most
   // 255 * max|w - zw|).
-  // The c4 tiles (VNNI, one group) fill lanes 4 channels at a time instead of 16.
+  // The c4 tiles (VNNI, one group) take channels in blocks of 16, 8 or 4 (or 1 alone), so a
+  // layer with few channels wastes at most 3 of them, not up to 15.
   const bool c4 = isa == Isa::Avx512Vnni && group_ == 1;
   // One input channel (an image model's first layer): the c4 tiles take a kernel row's taps as
   // a k-step's 4 bytes instead of 4 channels, 3 of 4 of them useful for a 3x3 kernel where
@@ -819,8 +819,8 @@ void QConvFast::run_c4(const ConvParams& p, const QInput& x, const QOutput& y, i
     if (requant && y.bias_i32) c -= static_cast<uint32_t>(y.bias_i32[m]);
     corr[static_cast<size_t>(m)] = static_cast<int32_t>(c);
   }
-  // The tiles compute whole groups of 4 channels (a 1-channel output layer costs as much as a
-  // 4-channel one), so the work is counted in those.
+  // The work is counted in groups of 4 channels, the tiles' block for layers of 2 to 4 (a
+  // 1-channel layer counts as 4, though its tiles do a quarter of that).
   const int eff = useful_threads(threads, static_cast<double>(round_up(m_, 4)) * OH * OW * cg_ * KH * KW / 4.0);
   // Each thread takes a band of output rows and builds the plane rows that band reads (its
   // rows plus KH - 1 shared with the next band, built twice) in a plane of its own: one

@@ -289,7 +289,7 @@ class QConvFast final : public QConvKernel {
   // a layer with few output channels (learned_filter's 16) runs on them instead.
   QTileC4Fn c4_fn_ = nullptr;
   PackC4Fn pack_c4_ = nullptr;
-  std::vector<int8_t> packed_c4_;  // [block of 16][kstep][group of 4][16 lanes][4]
+  std::vector<int8_t> packed_c4_;  // [block of 16][kstep][channel][4] (c4_weight_index)
   int64_t c4_groups_ = 0;          // input channel groups of 4
   bool taps_packed_ = false;       // one input channel: a k-step holds a kernel row's taps
   mutable ScratchCache scratch_, scratch2_;

@@ -177,7 +177,7 @@ ConvF32Winograd::Blocking ConvF32Winograd::blocking(const Plan& pl, const ConvPa
 }
 
 int ConvF32Winograd::tile_for(const ConvParams& p) const {
-  if (!takes(p) || p.in_channels != c_ || p.out_channels != k_) return 0;
+  if (!winograd_run(p)) return 0;
   return plans_[choose(p)].m;
 }
 
@@ -193,17 +193,17 @@ void ConvF32Winograd::run(const ConvParams& p, const float* src, const ConvF32Ep
 }
 
 int64_t ConvF32Winograd::row_step(const ConvParams& p) const {
-  if (!takes(p) || p.in_channels != c_ || p.out_channels != k_) return direct_.row_step(p);
+  if (!winograd_run(p)) return direct_.row_step(p);
   return plans_[choose(p)].m;
 }
 
-bool ConvF32Winograd::takes_rings(const ConvParams& p) const {
+bool ConvF32Winograd::winograd_run(const ConvParams& p) const {
   return takes(p) && p.in_channels == c_ && p.out_channels == k_;
 }
 
 void ConvF32Winograd::run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst,
                                int threads, int64_t row0, int64_t row1, RowRings rings) const {
-  if (!takes(p) || p.in_channels != c_ || p.out_channels != k_) {
+  if (!winograd_run(p)) {
     if (rings.src || rings.dst) throw std::logic_error(name_ + ": rings need a Winograd run");
     if (row0 == 0 && row1 == p.out_size[0])
       direct_.run(p, src, ep, dst, threads);

@@ -63,7 +63,7 @@ class ConvF32Winograd final : public ConvF32Kernel {
   void run_rows(const ConvParams& p, const float* src, const ConvF32Epilogue& ep, float* dst, int threads, int64_t row0,
                 int64_t row1, RowRings rings = {}) const override;
   /// Rings of whole tile rows: for a Winograd run (not the direct fallback).
-  bool takes_rings(const ConvParams& p) const override;
+  bool takes_rings(const ConvParams& p) const override { return winograd_run(p); }
   /// The tile size a run with geometry p uses (0: the direct kernel).
   int tile_for(const ConvParams& p) const;
 
@@ -76,6 +76,9 @@ class ConvF32Winograd final : public ConvF32Kernel {
     int64_t tiles_h = 0, tiles_w = 0, segs = 0, ld = 0;
     int64_t cost = 0;  // vector lanes x positions, what the choice between plans compares
   };
+  /// Whether a run with geometry p is a Winograd one (else the direct kernel's): the weights'
+  /// channels, and a geometry takes() accepts.
+  bool winograd_run(const ConvParams& p) const;
   Plan make_plan(int m, const float* weights) const;
   Blocking blocking(const Plan& pl, const ConvParams& p) const;
   size_t choose(const ConvParams& p) const;

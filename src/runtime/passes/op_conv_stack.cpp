@@ -143,11 +143,25 @@ class ConvStackOp final : public Op {
       }
       if (l.pre >= 0 && wanted_stored(l.pre)) v[static_cast<size_t>(l.pre)] = Tensor::uninitialized(DType::F32, out_shape(i, H));
     }
+    // Measured: the values that leave the op (as outputs or for their range alone).
     std::vector<kernels::FiniteRange> seen(static_cast<size_t>(value_count_));
-    auto range_of = [&](int value) -> kernels::FiniteRange* {
-      return ranges && value >= 0 && out_index[static_cast<size_t>(value)] >= 0 ? &seen[static_cast<size_t>(value)]
-                                                                               : nullptr;
-    };
+    std::vector<kernels::FiniteRange*> measured(static_cast<size_t>(value_count_), nullptr);
+    if (ranges)
+      for (int value : outputs_) measured[static_cast<size_t>(value)] = &seen[static_cast<size_t>(value)];
+    run_bands(params, ring, v, measured);
+    for (size_t k = 0; k < outputs_.size(); ++k) {
+      const size_t value = static_cast<size_t>(outputs_[k]);
+      if (wanted_stored(outputs_[k])) out[k] = v[value];  // (an arena view must not leave)
+      if (ranges) ranges[k] = seen[value];
+    }
+  }
+
+  // The layers depth-first: each pass moves every layer on by up to a band of rows, as far as
+  // the rows it reads (and, writing a ring, the rows its reader still reads) allow. measured:
+  // per value, the range its writes fold into, or null.
+  void run_bands(const std::vector<kernels::ConvParams>& params, const std::vector<int64_t>& ring,
+                 std::vector<Tensor>& v, const std::vector<kernels::FiniteRange*>& measured) const {
+    const int64_t H = params.front().out_size[0];
     // done[value]: its rows computed so far (X: all of them).
     std::vector<int64_t> done(static_cast<size_t>(value_count_), 0);
     done[0] = H;
@@ -171,8 +185,9 @@ class ConvStackOp final : public Op {
         if (to < H) to = to / step * step;
         if (to <= at) continue;
         Tensor* pre = l.pre >= 0 && !v[static_cast<size_t>(l.pre)].empty() ? &v[static_cast<size_t>(l.pre)] : nullptr;
+        kernels::FiniteRange* pre_range = l.pre >= 0 ? measured[static_cast<size_t>(l.pre)] : nullptr;
         l.op->run_rows(params[i], v[static_cast<size_t>(l.x)], l.r >= 0 ? &v[static_cast<size_t>(l.r)] : nullptr,
-                       v[static_cast<size_t>(l.y)], pre, range_of(l.y), range_of(l.pre), at, to,
+                       v[static_cast<size_t>(l.y)], pre, measured[static_cast<size_t>(l.y)], pre_range, at, to,
                        kernels::RowRings{ring[static_cast<size_t>(l.x)], ring[static_cast<size_t>(l.y)]});
         at = to;
         moved = true;
@@ -180,11 +195,6 @@ class ConvStackOp final : public Op {
       // Each pass moves some layer on (the first reads X, whole; a ring holds a band and the
       // lag); a pass that cannot would repeat forever.
       if (left && !moved) throw Error("the stack's band schedule is stuck (a ring too small for its layers)");
-    }
-    for (size_t k = 0; k < outputs_.size(); ++k) {
-      const size_t value = static_cast<size_t>(outputs_[k]);
-      if (wanted_stored(outputs_[k])) out[k] = v[value];  // (an arena view must not leave)
-      if (ranges) ranges[k] = seen[value];
     }
   }
 

@@ -62,14 +62,12 @@ Shape reshape_target(const Shape& in, const std::vector<int64_t>& target, bool a
 
 // Axes from an attribute (`attr_form`) or from optional input 1, read at build time when known.
 struct AxesSource {
-  bool attr_form = false;
   bool known = false;  // axes holds them for every run (the attribute, or a constant input)
   std::vector<int64_t> axes;
 };
 
 AxesSource axes_source(const OpContext& ctx, bool attr_form) {
   AxesSource src;
-  src.attr_form = attr_form;
   if (attr_form) {
     src.axes = ctx.node.attr_ints("axes");
     src.known = true;

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "common/file_util.h"
+#include "io/npy_layout.h"
 #include "tinyq/error.h"
 #include "tinyq/npz.h"
 
@@ -49,24 +50,34 @@ DType parse_descr(const std::string& d, const std::string& subject) {
 
 }  // namespace
 
-Tensor parse_npy(const std::string& bytes, const std::string& subject) {
-  if (bytes.size() < 10 || std::memcmp(bytes.data(), kMagic, 6) != 0)
+size_t npy_header_bytes(const std::string& prefix, uint64_t total_bytes, const std::string& subject) {
+  if (prefix.size() < 10 || std::memcmp(prefix.data(), kMagic, 6) != 0)
     throw Error(subject, "not a .npy array (bad magic)");
-  int major = static_cast<uint8_t>(bytes[6]);
+  int major = static_cast<uint8_t>(prefix[6]);
   size_t header_len = 0, header_start = 0;
   if (major == 1) {
-    header_len = static_cast<uint8_t>(bytes[8]) | (static_cast<uint8_t>(bytes[9]) << 8);
+    header_len = static_cast<uint8_t>(prefix[8]) | (static_cast<uint8_t>(prefix[9]) << 8);
     header_start = 10;
   } else if (major == 2 || major == 3) {
-    if (bytes.size() < 12) throw Error(subject, "truncated .npy header");
+    if (prefix.size() < 12) throw Error(subject, "truncated .npy header");
     header_len = 0;
-    for (int i = 0; i < 4; ++i) header_len |= static_cast<size_t>(static_cast<uint8_t>(bytes[8 + i])) << (8 * i);
+    for (int i = 0; i < 4; ++i) header_len |= static_cast<size_t>(static_cast<uint8_t>(prefix[8 + i])) << (8 * i);
     header_start = 12;
   } else {
     throw Error(subject, "unsupported .npy format version " + std::to_string(major));
   }
-  if (header_len > bytes.size() - header_start) throw Error(subject, "truncated .npy header");
-  std::string header = bytes.substr(header_start, header_len);
+  if (header_len > kMaxNpyHeaderBytes)
+    throw Error(subject, "npy header is " + std::to_string(header_len) + " bytes, over the limit of " +
+                             std::to_string(kMaxNpyHeaderBytes));
+  if (header_len > total_bytes - header_start) throw Error(subject, "truncated .npy header");
+  return header_start + header_len;
+}
+
+NpyLayout parse_npy_header(const std::string& head, uint64_t total_bytes, const std::string& subject) {
+  const size_t data_start = npy_header_bytes(head, total_bytes, subject);
+  if (head.size() < data_start) throw Error(subject, "truncated .npy header");
+  const size_t header_start = static_cast<uint8_t>(head[6]) == 1 ? 10 : 12;
+  std::string header = head.substr(header_start, data_start - header_start);
 
   // The header is a Python dict literal; numpy always writes these three keys.
   std::smatch m;
@@ -76,11 +87,11 @@ Tensor parse_npy(const std::string& bytes, const std::string& subject) {
   if (header.find("'descr': [") != std::string::npos || header.find("'descr':[") != std::string::npos)
     throw Error(subject, "structured (record) arrays are not supported");
   if (!std::regex_search(header, m, descr_re)) throw Error(subject, "npy header has no dtype");
-  DType dtype = parse_descr(m[1].str(), subject);
+  NpyLayout layout;
+  layout.dtype = parse_descr(m[1].str(), subject);
   if (!std::regex_search(header, m, fortran_re)) throw Error(subject, "npy header has no fortran_order");
   if (m[1].str() == "True") throw Error(subject, "Fortran-ordered arrays are not supported");
   if (!std::regex_search(header, m, shape_re)) throw Error(subject, "npy header has no shape");
-  Shape shape;
   std::stringstream ss(m[1].str());
   std::string part;
   while (std::getline(ss, part, ',')) {
@@ -90,26 +101,31 @@ Tensor parse_npy(const std::string& bytes, const std::string& subject) {
       size_t used = 0;
       long long v = std::stoll(part.substr(b), &used);
       if (v < 0) throw std::out_of_range("negative");
-      shape.push_back(v);
+      layout.shape.push_back(v);
     } catch (const std::exception&) {
       throw Error(subject, "npy shape '" + m[1].str() + "' is not a list of sizes");
     }
   }
-  size_t data_start = header_start + header_len;
-  uint64_t have = bytes.size() - data_start;
+  layout.data_start = data_start;
+  const uint64_t have = total_bytes - data_start;
+  const uint64_t size = dtype_size(layout.dtype);
   int64_t numel = 0;
   try {
-    numel = shape_numel(shape);
+    numel = shape_numel(layout.shape);
   } catch (const Error& e) {
     throw Error(subject, e.what());
   }
-  if (static_cast<uint64_t>(numel) > have / dtype_size(dtype) + (have % dtype_size(dtype) ? 1 : 0) ||
-      static_cast<uint64_t>(numel) * dtype_size(dtype) != have)
-    throw Error(subject, "array data is " + std::to_string(have) + " bytes, shape " +
-                             shape_to_string(shape) + " of " + dtype_name(dtype) + " needs " +
-                             std::to_string(static_cast<uint64_t>(numel) * dtype_size(dtype)));
-  Tensor t(dtype, shape);
-  if (t.nbytes()) std::memcpy(t.raw(), bytes.data() + data_start, t.nbytes());
+  if (static_cast<uint64_t>(numel) > have / size + (have % size ? 1 : 0) || static_cast<uint64_t>(numel) * size != have)
+    throw Error(subject, "array data is " + std::to_string(have) + " bytes, shape " + shape_to_string(layout.shape) +
+                             " of " + dtype_name(layout.dtype) + " needs " +
+                             std::to_string(static_cast<uint64_t>(numel) * size));
+  return layout;
+}
+
+Tensor parse_npy(const std::string& bytes, const std::string& subject) {
+  const NpyLayout layout = parse_npy_header(bytes, bytes.size(), subject);
+  Tensor t = Tensor::uninitialized(layout.dtype, layout.shape);  // every byte is copied in
+  if (t.nbytes()) std::memcpy(t.raw(), bytes.data() + layout.data_start, t.nbytes());
   return t;
 }
 

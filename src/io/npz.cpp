@@ -5,9 +5,12 @@
 
 #include <zip.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 
 #include "common/file_util.h"
+#include "io/npy_layout.h"
 #include "tinyq/error.h"
 #include "tinyq/npz.h"
 
@@ -24,14 +27,58 @@ std::string zip_error_text(zip_error_t* err) {
   return s;
 }
 
+// Reads exactly n bytes of an open member into dst; false when it ends sooner or fails.
+bool read_exact(zip_file_t* f, void* dst, uint64_t n) {
+  auto* p = static_cast<char*>(dst);
+  while (n > 0) {
+    const zip_int64_t got = zip_fread(f, p, n);
+    if (got <= 0) return false;
+    p += got;
+    n -= static_cast<uint64_t>(got);
+  }
+  return true;
+}
+
+// One member, read straight into its tensor: the npy header first (its dtype and shape size
+// the tensor), then the data, with no copy of the member in between.
+Tensor read_member(zip_t* archive, zip_int64_t index, uint64_t size, const std::string& subject) {
+  std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> f(zip_fopen_index(archive, index, 0), zip_fclose);
+  if (!f) throw Error(subject, std::string("cannot open member: ") + zip_strerror(archive));
+  const std::string corrupt = "member is corrupt (its data does not match its declared size or checksum)";
+  std::string head(static_cast<size_t>(std::min<uint64_t>(size, 12)), '\0');
+  if (!read_exact(f.get(), head.data(), head.size())) throw Error(subject, corrupt);
+  const size_t header_bytes = npy_header_bytes(head, size, subject);
+  const size_t have = head.size();
+  head.resize(std::max(header_bytes, have));
+  if (header_bytes > have && !read_exact(f.get(), head.data() + have, header_bytes - have))
+    throw Error(subject, corrupt);
+  const NpyLayout layout = parse_npy_header(head, size, subject);
+  Tensor t = Tensor::uninitialized(layout.dtype, layout.shape);  // every byte is read in
+  // The header read may have taken a few data bytes with it (an image under 12 bytes).
+  const size_t early = head.size() - layout.data_start;
+  if (early) std::memcpy(t.raw(), head.data() + layout.data_start, early);
+  char extra;
+  if (!read_exact(f.get(), static_cast<char*>(t.raw()) + early, t.nbytes() - early) || zip_fread(f.get(), &extra, 1) != 0)
+    throw Error(subject, corrupt);
+  return t;
+}
+
 }  // namespace
 
 NamedTensors read_npz(const std::string& path, const NpzLimits& limits) {
-  std::string bytes = read_file_bounded(path, limits.max_file_bytes);
-  if (bytes.empty()) throw Error(path, "not a valid .npz (zip) archive: the file is empty");
+  uint64_t file_size = 0;
+  {
+    ReadOnlyFile file(path);  // a clear error for a missing or unreadable file
+    file_size = file.size();
+  }
+  if (file_size > limits.max_file_bytes)
+    throw Error(path, "file is " + std::to_string(file_size) + " bytes, over the limit of " +
+                          std::to_string(limits.max_file_bytes));
+  if (file_size == 0) throw Error(path, "not a valid .npz (zip) archive: the file is empty");
   zip_error_t err;
   zip_error_init(&err);
-  zip_source_t* src = zip_source_buffer_create(bytes.data(), bytes.size(), 0, &err);
+  // libzip reads the file itself: members go straight from the file into their tensors.
+  zip_source_t* src = zip_source_file_create(path.c_str(), 0, -1, &err);
   if (!src) throw Error(path, "cannot read: " + zip_error_text(&err));
   ZipPtr archive(zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &err));
   if (!archive) {
@@ -59,14 +106,7 @@ NamedTensors read_npz(const std::string& path, const NpzLimits& limits) {
       throw Error(subject, "member declares " + std::to_string(st.size) +
                                " bytes uncompressed, over the limit of " + std::to_string(limits.max_total_bytes));
     total += st.size;
-    std::unique_ptr<zip_file_t, int (*)(zip_file_t*)> f(zip_fopen_index(archive.get(), i, 0), zip_fclose);
-    if (!f) throw Error(subject, std::string("cannot open member: ") + zip_strerror(archive.get()));
-    std::string data(static_cast<size_t>(st.size), '\0');
-    zip_int64_t got = data.empty() ? 0 : zip_fread(f.get(), &data[0], st.size);
-    char extra;
-    if (got != static_cast<zip_int64_t>(st.size) || zip_fread(f.get(), &extra, 1) != 0)
-      throw Error(subject, "member is corrupt (its data does not match its declared size or checksum)");
-    out.emplace_back(name.substr(0, name.size() - 4), parse_npy(data, subject));
+    out.emplace_back(name.substr(0, name.size() - 4), read_member(archive.get(), i, st.size, subject));
   }
   return out;
 }

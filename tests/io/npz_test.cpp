@@ -67,6 +67,14 @@ TEST(Npy, RefusesPicklesFortranAndBigEndian) {
   }
   EXPECT_THROW(parse_npy("garbage", "g"), Error);
   EXPECT_THROW(parse_npy(std::string("\x93NUMPY\x01\x00\xff\xff", 10), "t"), Error);
+  // A format 2 header may declare up to 4 GiB; one past the header limit is refused by its
+  // declared length, before any of it is read.
+  try {
+    parse_npy(std::string("\x93NUMPY\x02\x00\xf0\xff\xff\xff", 12) + std::string(64, ' '), "big.npy");
+    ADD_FAILURE() << "accepted a 4 GiB header";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("over the limit"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Npz, RoundTripsStoredAndDeflated) {
@@ -128,6 +136,27 @@ TEST(Npz, RefusesBrokenArchives) {
   for (size_t p = patched.find("x.npy"); p != std::string::npos; p = patched.find("x.npy", p + 1)) patched.replace(p, 5, "x.pkl");
   write_file_atomic(dir + "/pkl.npz", patched);
   EXPECT_THROW(read_npz(dir + "/pkl.npz"), Error);
+}
+
+TEST(Npz, RefusesMembersWhoseDataFailsTheirChecksum) {
+  // Members are read straight into their tensors; a flipped data byte must still be caught
+  // (by the CRC at the member's end), stored or deflated.
+  std::string dir = test::temp_dir();
+  const Tensor x = iota(DType::F32, {32, 32});
+  write_npz(dir + "/ok.npz", {{"x", x}}, false);
+  std::string bytes = read_file_bounded(dir + "/ok.npz", 1 << 20);
+  const std::string needle(static_cast<const char*>(x.raw()) + 400, 16);  // data, not header
+  const size_t at = bytes.find(needle);
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 3] = static_cast<char>(bytes[at + 3] ^ 0x40);
+  write_file_atomic(dir + "/flipped.npz", bytes);
+  try {
+    read_npz(dir + "/flipped.npz");
+    ADD_FAILURE() << "accepted a member that fails its CRC";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("corrupt"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_npz(dir + "/ok.npz").at(0).second.nbytes(), x.nbytes());
 }
 
 TEST(Npz, DeclaredSizeIsBoundedBeforeInflating) {

@@ -42,7 +42,9 @@ LoadedModel parse_model(const std::string& bytes, const std::string& name_for_er
 
 /// Serializes a model to ModelProto bytes; every tensor is written inline (raw_data).
 std::string serialize_model(const Model& model);
-/// Serializes and writes atomically (temp file + rename).
-void save_model(const Model& model, const std::string& path);
+/// Serializes and writes atomically (temp file + rename); returns the bytes written. Nothing
+/// in it allocates after the rename, so a caller that does no more can report failure only
+/// when the file was not written.
+uint64_t save_model(const Model& model, const std::string& path);
 
 }  // namespace tinyq

@@ -388,8 +388,10 @@ std::string serialize_model(const Model& m) {
   return out;
 }
 
-void save_model(const Model& model, const std::string& path) {
-  write_file_atomic(path, serialize_model(model));
+uint64_t save_model(const Model& model, const std::string& path) {
+  const std::string bytes = serialize_model(model);
+  write_file_atomic(path, bytes);
+  return bytes.size();
 }
 
 }  // namespace tinyq

@@ -112,8 +112,7 @@ DynamicQuantFileResult quantize_dynamic_file(const std::string& input, const std
 
   DynamicQuantResult q;
   quant::with_input_subject(input, [&] { q = quantize_dynamic(in.loaded.model, options); });
-  save_model(q.model, r.output);
-  r.int8_bytes = file_size(r.output);
+  r.int8_bytes = save_model(q.model, r.output);  // the last step that can fail (see save_model)
   r.rewritten = std::move(q.rewritten);
   r.left_fp32 = std::move(q.left_fp32);
   r.value_info_removed = q.value_info_removed;

@@ -232,9 +232,10 @@ StaticQuantFileResult quantize_static_file(const std::string& input, const std::
     }
     r.quant = quantize_static(model, r.ranges, options.quant);
   });
-  save_model(r.quant.model, r.output);
-  r.quant.model = Model();
-  r.int8_bytes = file_size(r.output);
+  // The write is the last step that can fail: once the file is in place nothing allocates, so
+  // an error always means no output. The report keeps what was done, not the model.
+  const Model quantised = std::move(r.quant.model);
+  r.int8_bytes = save_model(quantised, r.output);
   return r;
 }
 

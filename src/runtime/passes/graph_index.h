@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <memory>
+#include <new>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -52,12 +53,16 @@ struct GraphIndex {
 };
 
 /// Whether `make` takes node n with the graph's constant inputs (an op refuses what it cannot
-/// run by throwing): a fusion keeps only what its op accepts.
+/// run by throwing): a fusion keeps only what its op accepts. Running out of memory is not a
+/// refusal: it goes on to the caller, so a session is either built as planned or not at all
+/// (a fusion declined for want of memory would give another session, rounding differently).
 inline bool op_accepts(const GraphIndex& ix, const Node& n, int64_t opset, OpFactory make) {
   OpContext ctx{n, opset, {}};
   for (const auto& in : n.inputs) ctx.constants.push_back(in.empty() ? nullptr : ix.constant(in));
   try {
     make(ctx);
+  } catch (const std::bad_alloc&) {
+    throw;
   } catch (const std::exception&) {
     return false;
   }

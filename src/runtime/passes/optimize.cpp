@@ -5,6 +5,7 @@
 // left unread, and the table of the internal ops.
 
 #include <deque>
+#include <new>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -46,6 +47,8 @@ int fold_constants(Graph& g, int64_t opset) {
       }
       std::unique_ptr<Op> op = def->make(ctx);
       op->run(in, out);
+    } catch (const std::bad_alloc&) {
+      throw;  // out of memory is not "cannot fold" (see op_accepts)
     } catch (const std::exception&) {
       kept.push_back(std::move(n));
       continue;

@@ -304,7 +304,7 @@ class Checker {
 RegistryReport validate_document(const json& doc, const std::string& path, const RegistryOptions& options) {
   RegistryReport report;
   json schema = load_schema(doc, path_dirname(path), &report.schema);
-  std::vector<Problem> problems = schema_problems(doc, schema);
+  std::vector<Problem> problems = schema_problems(doc, schema, report.schema);
   report.registry = parse_registry(doc, path, options.root);
   Checker(doc, report.registry, options, problems).run();
   for (auto& p : problems)

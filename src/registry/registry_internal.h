@@ -32,8 +32,11 @@ std::string render_problem(const std::string& registry_path, const Problem& p);
 /// "built-in". Throws tinyq::Error when a schema file exists but is not usable JSON schema.
 nlohmann::json load_schema(const nlohmann::json& doc, const std::string& dir, std::string* used);
 
-/// JSON-schema problems of a document (valijson), rendered in tinyq's words.
-std::vector<Problem> schema_problems(const nlohmann::json& doc, const nlohmann::json& schema);
+/// JSON-schema problems of a document (valijson), rendered in tinyq's words. A schema valijson
+/// cannot use (a bad keyword value, a pattern that is no regular expression) throws
+/// tinyq::Error naming `schema_name`, the file it came from.
+std::vector<Problem> schema_problems(const nlohmann::json& doc, const nlohmann::json& schema,
+                                     const std::string& schema_name);
 
 /// Reads what it can of a registry document into a Registry (wrong-typed fields keep defaults).
 Registry parse_registry(const nlohmann::json& doc, const std::string& path, const std::string& root);

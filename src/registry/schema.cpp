@@ -13,7 +13,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
-#include <filesystem>
+#include <new>
 #include <set>
 
 #include "common/file_util.h"
@@ -234,7 +234,7 @@ json load_schema(const json& doc, const std::string& dir, std::string* used) {
     std::string s = doc["$schema"].get<std::string>();
     // A URL names a published schema tinyq cannot fetch; a relative path names a local file.
     if (s.find("://") == std::string::npos && !s.empty())
-      candidates.push_back(std::filesystem::path(path_join(dir, s)).lexically_normal().string());
+      candidates.push_back(normal_path(path_join(dir, s)));
   }
   candidates.push_back(path_join(dir, "registry.schema.json"));
   for (const auto& c : candidates) {
@@ -248,20 +248,24 @@ json load_schema(const json& doc, const std::string& dir, std::string* used) {
   return json::parse(kBuiltinSchema);
 }
 
-std::vector<Problem> schema_problems(const json& doc, const json& schema) {
+std::vector<Problem> schema_problems(const json& doc, const json& schema, const std::string& schema_name) {
   valijson::Schema compiled;
-  valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
-  valijson::adapters::NlohmannJsonAdapter schema_adapter(schema);
-  try {
-    parser.populateSchema(schema_adapter, compiled);
-  } catch (const std::exception& e) {
-    throw Error("registry schema", std::string("cannot be used: ") + e.what());
-  }
-  valijson::Validator validator;
   valijson::ValidationResults results;
   const json bounded = bounded_strings(doc);
-  valijson::adapters::NlohmannJsonAdapter doc_adapter(bounded);
-  validator.validate(compiled, doc_adapter, &results);
+  // valijson throws (VALIJSON_USE_EXCEPTIONS, layer.cmake) for what it cannot use in a schema,
+  // some of it only while validating: a "pattern" is compiled when a value meets it.
+  try {
+    valijson::SchemaParser parser(valijson::SchemaParser::kDraft7);
+    valijson::adapters::NlohmannJsonAdapter schema_adapter(schema);
+    parser.populateSchema(schema_adapter, compiled);
+    valijson::Validator validator;
+    valijson::adapters::NlohmannJsonAdapter doc_adapter(bounded);
+    validator.validate(compiled, doc_adapter, &results);
+  } catch (const std::bad_alloc&) {
+    throw;
+  } catch (const std::exception& e) {
+    throw Error(schema_name, std::string("cannot be used as a JSON schema: ") + e.what());
+  }
 
   std::vector<Problem> out;
   std::set<std::string> seen;

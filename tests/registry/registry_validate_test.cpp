@@ -4,6 +4,7 @@
 // Registry validation: the real registry, and broken copies made here, each giving its exact
 // message and exit code.
 
+#include <algorithm>
 #include <filesystem>
 
 #include "registry_test_util.h"
@@ -204,6 +205,32 @@ TEST(RegistryValidate, BuiltInSchemaWhenNoneBesideTheRegistry) {
   EXPECT_EQ(r.problems, (std::vector<std::string>{
                             prefix + "quant_accuracy_budget_plcc 1.5 is outside [0.0, 1.0]",
                             prefix + "quant_mode \"int4\" is not one of \"fp32\", \"static\", \"dynamic\", \"qat\""}));
+}
+
+// A schema file valijson cannot use is a hostile input like any other: one error line naming
+// the schema file, exit 2; never an abort (valijson aborts unless built to throw).
+TEST(RegistryValidate, UnusableSchemaFilesAreOneErrorLine) {
+  const std::string dir = temp_dir();
+  fs::copy_file(source_dir() + "/examples/registry.json", dir + "/registry.json");
+  const std::string schema = dir + "/registry.schema.json";
+  const struct {
+    const char* text;
+    const char* message;
+  } cases[] = {
+      {R"({"type": 5})", "cannot be used as a JSON schema: "},
+      {R"({"properties": {"models": {"minItems": "x"}}})", "cannot be used as a JSON schema: "},
+      {R"({"properties": {"models": {"items": {"properties": {"id": {"pattern": "[a-"}}}}}})",
+       "cannot be used as a JSON schema: "},
+      {R"({"$ref": "#/nowhere"})", "cannot be used as a JSON schema: "},
+      {R"([1, 2])", "a JSON schema must be an object"},
+  };
+  for (const auto& c : cases) {
+    write_file_atomic(schema, c.text);
+    const CommandResult r = run_cli("registry validate --registry " + dir + "/registry.json");
+    EXPECT_EQ(r.exit_code, 2) << c.text << "\n" << r.err;
+    EXPECT_EQ(r.err.rfind("error: " + schema + ": " + c.message, 0), 0u) << c.text << "\n" << r.err;
+    EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  }
 }
 
 TEST(RegistryValidate, ShaMismatchWithCheckFiles) {

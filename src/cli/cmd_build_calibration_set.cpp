@@ -40,9 +40,7 @@ struct Args {
 /// paths only).
 std::string path_in_root(const std::string& out, const std::string& root) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  fs::path abs_out = fs::weakly_canonical(fs::absolute(out), ec);
-  fs::path abs_root = fs::weakly_canonical(fs::absolute(root), ec);
+  const fs::path abs_out = weakly_canonical_path(out), abs_root = weakly_canonical_path(root);
   std::string rel = abs_out.lexically_relative(abs_root).generic_string();
   if (rel.empty() || !path_stays_inside(rel))
     throw Error("--out", "'" + out + "' is not inside the repo root '" + root +

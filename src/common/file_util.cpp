@@ -7,9 +7,12 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <memory>
 #include <random>
+#include <vector>
 
 #include "tinyq/error.h"
 
@@ -133,7 +136,47 @@ bool path_stays_inside(const std::string& relative) {
 bool same_file(const std::string& a, const std::string& b) {
   std::error_code ec;
   if (fs::exists(a, ec) && fs::exists(b, ec)) return fs::equivalent(a, b, ec);
-  return fs::weakly_canonical(a, ec) == fs::weakly_canonical(b, ec);
+  return weakly_canonical_path(a) == weakly_canonical_path(b);
+}
+
+std::string normal_path(const std::string& path) {
+  if (path.empty()) return path;
+  const bool absolute = path[0] == '/';
+  std::vector<std::string> kept;
+  for (size_t i = 0; i <= path.size();) {
+    size_t j = path.find('/', i);
+    if (j == std::string::npos) j = path.size();
+    std::string part = path.substr(i, j - i);
+    i = j + 1;
+    if (part.empty() || part == ".") continue;
+    if (part == "..") {
+      if (!kept.empty() && kept.back() != "..") {
+        kept.pop_back();
+        continue;
+      }
+      if (absolute) continue;  // the root is its own parent
+    }
+    kept.push_back(std::move(part));
+  }
+  std::string out = absolute ? "/" : "";
+  for (size_t k = 0; k < kept.size(); ++k) out += (k ? "/" : "") + kept[k];
+  return out.empty() ? "." : out;
+}
+
+std::string weakly_canonical_path(const std::string& path) {
+  std::string abs = path;
+  if (abs.empty() || abs[0] != '/') {
+    std::unique_ptr<char, void (*)(void*)> cwd(::getcwd(nullptr, 0), std::free);
+    abs = std::string(cwd ? cwd.get() : ".") + "/" + path;
+  }
+  // The longest leading part that exists goes through realpath() (links and ".." resolved
+  // there); the rest is appended as written and normalised.
+  for (size_t cut = abs.size();; cut = abs.rfind('/', cut - 1)) {
+    const std::string head = cut == 0 ? "/" : abs.substr(0, cut);
+    std::unique_ptr<char, void (*)(void*)> real(::realpath(head.c_str(), nullptr), std::free);
+    if (real) return normal_path(std::string(real.get()) + abs.substr(cut));
+    if (cut == 0) return normal_path(abs);
+  }
 }
 
 }  // namespace tinyq

@@ -52,7 +52,15 @@ std::string path_join(const std::string& a, const std::string& b);
 /// True when `relative` is not absolute and, after lexical normalisation, stays inside its base
 /// (no component climbs above it with "..").
 bool path_stays_inside(const std::string& relative);
-/// True when `a` and `b` name the same existing file (or are lexically equal).
+/// True when `a` and `b` name the same existing file (or the same path once made canonical).
 bool same_file(const std::string& a, const std::string& b);
+/// `path` with "." components, repeated separators and "name/.." pairs taken out, as
+/// std::filesystem's lexically_normal gives it less any trailing separator ("a/.." -> ".").
+/// Written on strings because libstdc++ 12's lexically_normal and weakly_canonical crash when
+/// an allocation inside them fails (the out-of-memory tests, tests/alloc, found it).
+std::string normal_path(const std::string& path);
+/// `path` made absolute with the symbolic links of the part that exists resolved, then
+/// normalised: std::filesystem::weakly_canonical(absolute(path)), for the same reason.
+std::string weakly_canonical_path(const std::string& path);
 
 }  // namespace tinyq

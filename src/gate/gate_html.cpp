@@ -97,6 +97,7 @@ std::string svg_open(const std::string& label) {
 
 std::string scatter_svg(const GateRow& r) {
   std::ostringstream os;
+  os.exceptions(std::ios::badbit);  // out of memory throws, not a silently cut report
   os << svg_open("int8 against fp32 output for " + r.id);
   double lo = INFINITY, hi = -INFINITY;
   size_t worst = 0;
@@ -142,6 +143,7 @@ std::string scatter_svg(const GateRow& r) {
 
 std::string histogram_svg(const GateRow& r) {
   std::ostringstream os;
+  os.exceptions(std::ios::badbit);  // out of memory throws, not a silently cut report
   os << svg_open("histogram of int8 minus fp32 for " + r.id);
   std::vector<double> err;
   for (size_t i = 0; i < r.fp32_values.size(); ++i) {
@@ -181,6 +183,7 @@ std::string verdict_class(const GateRow& r) { return r.pass() ? "pass" : "fail";
 
 std::string numbers_table(const GateRow& r) {
   std::ostringstream os;
+  os.exceptions(std::ios::badbit);  // out of memory throws, not a silently cut report
   auto row = [&](const std::string& k, const std::string& v) {
     os << "<tr><th>" << esc(k) << "</th><td>" << esc(v) << "</td></tr>\n";
   };
@@ -205,6 +208,7 @@ std::string gate_html_report(const std::vector<GateRow>& rows, const std::string
   size_t passed = 0;
   for (const GateRow& r : rows) passed += r.pass() ? 1 : 0;
   std::ostringstream os;
+  os.exceptions(std::ios::badbit);  // out of memory throws, not a silently cut report
   os << "<!DOCTYPE html>\n<html xmlns=\"http://www.w3.org/1999/xhtml\" lang=\"en\">\n<head>\n<meta charset=\"utf-8\"/>\n"
      << "<title>" << esc(title) << "</title>\n<style>\n"
      << "body{font:14px/1.4 system-ui,sans-serif;margin:24px;color:#1f2328;background:#fff}\n"

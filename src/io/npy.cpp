@@ -93,6 +93,7 @@ NpyLayout parse_npy_header(const std::string& head, uint64_t total_bytes, const 
   if (m[1].str() == "True") throw Error(subject, "Fortran-ordered arrays are not supported");
   if (!std::regex_search(header, m, shape_re)) throw Error(subject, "npy header has no shape");
   std::stringstream ss(m[1].str());
+  ss.exceptions(std::ios::badbit);  // a failed allocation must not end the list early (a shape short of dims)
   std::string part;
   while (std::getline(ss, part, ',')) {
     size_t b = part.find_first_not_of(" L");
@@ -133,6 +134,7 @@ std::string serialize_npy(const Tensor& t) {
   const char* descr = npy_descr(t.dtype());
   if (!descr) throw Error(std::string("cannot write ") + dtype_name(t.dtype()) + " arrays to .npy");
   std::ostringstream h;
+  h.exceptions(std::ios::badbit);  // a stream swallows a failed allocation unless told: a truncated header
   h << "{'descr': '" << descr << "', 'fortran_order': False, 'shape': (";
   for (size_t i = 0; i < t.rank(); ++i) h << t.dim(i) << (t.rank() == 1 || i + 1 < t.rank() ? "," : "");
   h << "), }";

@@ -195,6 +195,22 @@ TEST(AllocationFailure, StaticQuantisationWritesAllOrNothing) {
       dir, out, [&] { quantize_static_file(example("residual_filter.onnx"), out, cal, options); }, {"cal.npz"});
 }
 
+// The histogram methods keep more state per tensor (two passes, histograms per worker).
+TEST(AllocationFailure, HistogramCalibrationWritesAllOrNothing) {
+  for (CalibrationMethod method : {CalibrationMethod::Percentile, CalibrationMethod::Entropy}) {
+    SCOPED_TRACE(calibration_method_name(method));
+    const std::string dir = test::temp_dir();
+    const std::string cal = dir + "/cal.npz", out = dir + "/filter.int8.onnx";
+    write_npz(cal, {{"degraded", ramp({3, 1, 24, 24}, 1.5f)}});
+    StaticQuantFileOptions options;
+    options.calibration.threads = 2;
+    options.calibration.method = method;
+    options.calibration.histogram_bins = 256;
+    expect_all_or_nothing(
+        dir, out, [&] { quantize_static_file(example("residual_filter.onnx"), out, cal, options); }, {"cal.npz"});
+  }
+}
+
 TEST(AllocationFailure, DynamicQuantisationWritesAllOrNothing) {
   const std::string dir = test::temp_dir();
   const std::string out = dir + "/filter.int8.onnx";
@@ -239,6 +255,62 @@ TEST(AllocationFailure, CApiReportsOutOfMemoryAsAStatus) {
       });
   EXPECT_GT(r.failed, 0);
   EXPECT_NE(std::find(seen.begin(), seen.end(), TINYQ_ERROR_OUT_OF_MEMORY), seen.end());
+}
+
+// A model opened and run by registry id through the C API (path safety, sha256 of the model
+// bytes, the op allowlist), and an .npz written and read back. Opening the registry itself is
+// left out of the sweep: valijson's default allocator is nothrow new, whose null its containers
+// then write through (a crash in valijson's own code, not tinyq's), so the registry is opened
+// once, with memory to spare.
+TEST(AllocationFailure, RegistryModelAndNpzFailCleanly) {
+  tinyq_registry* reg = nullptr;
+  ASSERT_EQ(tinyq_registry_open(example("registry.json").c_str(), test::source_dir().c_str(), &reg), TINYQ_OK)
+      << tinyq_last_error();
+  const Tensor x = mlp_feeds()[0].second;
+  const float* data[] = {x.data<float>()};
+  const int64_t* shapes[] = {x.shape().data()};
+  const size_t ranks[] = {x.rank()};
+  auto run = [&](std::vector<float>* result) -> tinyq_status {
+    tinyq_session* s = nullptr;
+    const char* path = nullptr;
+    tinyq_status st = tinyq_registry_resolve(reg, "example_mlp", &path, nullptr);
+    if (st == TINYQ_OK) st = tinyq_session_create_by_id(reg, "example_mlp", nullptr, &s);
+    if (st == TINYQ_OK) st = tinyq_session_run(s, 1, data, shapes, ranks);
+    const float* out = nullptr;
+    size_t count = 0;
+    if (st == TINYQ_OK) st = tinyq_session_output(s, 0, &out, nullptr, nullptr, &count);
+    if (st == TINYQ_OK && result) result->assign(out, out + count);
+    tinyq_session_free(s);
+    return st;
+  };
+  std::vector<float> want;
+  ASSERT_EQ(run(&want), TINYQ_OK) << tinyq_last_error();
+  SweepResult r = sweep_failures([&] { run(nullptr); },
+                                 [&] {
+                                   std::vector<float> again;
+                                   ASSERT_EQ(run(&again), TINYQ_OK) << tinyq_last_error();
+                                   EXPECT_EQ(again, want);
+                                 });
+  EXPECT_GT(r.failed, 0);
+
+  const std::string dir = test::temp_dir();
+  const NamedTensors arrays = {{"a", ramp({3, 5}, 1.0f)}, {"b", ramp({7}, 2.0f)}};
+  r = sweep_failures(
+      [&] {
+        write_npz(dir + "/x.npz", arrays, true);
+        read_npz(dir + "/x.npz");
+      },
+      [&] {
+        for (const auto& e : std::filesystem::directory_iterator(dir))
+          EXPECT_EQ(e.path().filename().string(), "x.npz") << "a temporary file was left behind";
+        if (std::filesystem::exists(dir + "/x.npz")) {  // written whole, or not at all
+          const NamedTensors back = read_npz(dir + "/x.npz");
+          expect_same(back, arrays);
+          std::filesystem::remove(dir + "/x.npz");
+        }
+      });
+  EXPECT_GT(r.failed, 0);
+  tinyq_registry_free(reg);
 }
 
 }  // namespace

@@ -20,7 +20,9 @@
 
 #include "failing_new.h"
 #include "test_support.h"
+#include "common/file_util.h"
 #include "tinyq/calibrate.h"
+#include "tinyq/calibration.h"
 #include "tinyq/error.h"
 #include "tinyq/model_io.h"
 #include "tinyq/quantize.h"
@@ -255,6 +257,66 @@ TEST(AllocationFailure, CApiReportsOutOfMemoryAsAStatus) {
       });
   EXPECT_GT(r.failed, 0);
   EXPECT_NE(std::find(seen.begin(), seen.end(), TINYQ_ERROR_OUT_OF_MEMORY), seen.end());
+}
+
+// `tinyq build-calibration-set`'s readers: Parquet (snappy and zstd pages, as pyarrow wrote
+// them), CSV and raw YUV, with stratified and random sampling.
+TEST(AllocationFailure, CalibrationSetBuildersFailCleanly) {
+  const std::string dir = test::temp_dir();
+  write_file_atomic(dir + "/f.csv", "clip,x,y\na,0.5,1\nb,1.5,\na,2.5,3\nc,3.5,4\nb,4.5,5\n");
+  std::string yuv;
+  for (int i = 0; i < 3 * (32 * 24 * 3 / 2); ++i) yuv.push_back(static_cast<char>((i * 7) % 251));
+  write_file_atomic(dir + "/v.yuv", yuv);
+  std::vector<CalibrationSetSpec> specs;
+  CalibrationSetSpec csv;
+  csv.source = CalibrationSetSpec::Source::Csv;
+  csv.path = dir + "/f.csv";
+  csv.columns = {"y", "x"};
+  csv.drop_null = true;
+  csv.by_column = "clip";
+  csv.sample.mode = SampleMode::Stratified;
+  csv.sample.n = 3;
+  csv.input_name = "features";
+  specs.push_back(csv);
+  CalibrationSetSpec video;
+  video.source = CalibrationSetSpec::Source::Yuv;
+  video.path = dir + "/v.yuv";
+  video.yuv = {32, 24, YuvFormat::Yuv420p};
+  video.frames = {0, 2};
+  video.geometry = {LumaGeometry::Mode::Resize, 16, 12};
+  video.input_name = "degraded";
+  specs.push_back(video);
+  if (!test::shared_dir().empty())
+    for (const char* file : {"features_snappy.parquet", "features_zstd.parquet"}) {
+      CalibrationSetSpec parquet;
+      parquet.path = test::shared_dir() + "/data/" + file;
+      parquet.columns = {"adm2", "vif_scale0", "motion2"};
+      parquet.sample.mode = SampleMode::Random;
+      parquet.sample.n = 40;
+      parquet.input_name = "features";
+      specs.push_back(parquet);
+    }
+  if (specs.back().source == CalibrationSetSpec::Source::Parquet) {  // and stratified on its string column
+    CalibrationSetSpec stratified = specs.back();
+    stratified.by_column = "clip";
+    stratified.sample.mode = SampleMode::Stratified;
+    specs.push_back(stratified);
+  }
+  for (const CalibrationSetSpec& spec : specs) {
+    SCOPED_TRACE(spec.path + " " + spec.by_column);
+    const CalibrationSet want = build_calibration_set(spec);
+    CalibrationSet got;
+    const SweepResult r = sweep_failures(
+        [&] {
+          got = CalibrationSet();
+          got = build_calibration_set(spec);
+        },
+        [&] {
+          if (!got.arrays.empty()) expect_same(got.arrays, want.arrays);
+          expect_same(build_calibration_set(spec).arrays, want.arrays);
+        });
+    EXPECT_GT(r.failed, 0);
+  }
 }
 
 // A model opened and run by registry id through the C API (path safety, sha256 of the model

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/file_util.h"
+#include "common/one_line.h"
 #include "tinyq/registry.h"
 #include "tinyq/session.h"
 #include "tinyq/version.h"
@@ -50,8 +51,8 @@ struct CapiError {
   std::string message;
 };
 
-tinyq_status fail(tinyq_status status, std::string message) {
-  g_last_error = std::move(message);
+tinyq_status fail(tinyq_status status, const std::string& message) {
+  g_last_error = tinyq::one_line(message);  // one printable line, whatever names the model holds
   return status;
 }
 

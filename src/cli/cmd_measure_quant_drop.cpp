@@ -11,6 +11,7 @@
 #include "cli/cli_util.h"
 #include "cli/command.h"
 #include "common/file_util.h"
+#include "common/one_line.h"
 #include "common/provenance.h"
 #include "gate/gate_json.h"
 #include "tinyq/gate.h"
@@ -90,7 +91,7 @@ int run(const GateArgs& a) {
   int code = gate_exit_code(rows);
   if (!a.data.empty() && !rows.empty() && !data_rows) {
     // Asked for real-data gating and got none: that must not read as a pass.
-    std::cerr << "error: " << a.data << ": holds no array for the inputs of any gated model\n";
+    std::cerr << "error: " << one_line(a.data) << ": holds no array for the inputs of any gated model\n";
     code = 2;
   }
 

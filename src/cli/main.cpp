@@ -7,6 +7,7 @@
 #include <map>
 
 #include "cli/command.h"
+#include "common/one_line.h"
 #include "tinyq/error.h"
 #include "tinyq/version.h"
 
@@ -54,9 +55,10 @@ int main_impl(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::cerr << "error: " << (e.get_name() == "RequiredError" && app.get_subcommands().empty()
-                                   ? std::string("a command is required (see tinyq --help)")
-                                   : std::string(e.what()))
+    std::cerr << "error: "
+              << one_line(e.get_name() == "RequiredError" && app.get_subcommands().empty()
+                              ? std::string("a command is required (see tinyq --help)")
+                              : std::string(e.what()))
               << "\n";
     return 2;
   }
@@ -74,11 +76,11 @@ int main(int argc, char** argv) {
   try {
     return tinyq::cli::main_impl(argc, argv);
   } catch (const tinyq::Error& e) {
-    std::cerr << "error: " << e.message() << "\n";
+    std::cerr << "error: " << tinyq::one_line(e.message()) << "\n";
   } catch (const std::bad_alloc&) {
     std::cerr << "error: out of memory\n";
   } catch (const std::exception& e) {
-    std::cerr << "error: " << e.what() << "\n";
+    std::cerr << "error: " << tinyq::one_line(e.what()) << "\n";
   }
   return 2;
 }

@@ -9,6 +9,7 @@
 #include <set>
 
 #include "common/file_util.h"
+#include "common/one_line.h"
 #include "common/sha256.h"
 #include "registry/registry_internal.h"
 #include "tinyq/model_io.h"
@@ -107,7 +108,7 @@ std::string render_problem(const std::string& registry_path, const Problem& p) {
     if (!p.id.empty()) s += " (" + short_id(p.id) + ")";
     s += ": ";
   }
-  return s + p.text;
+  return one_line(s + p.text);  // ids and paths come from the file: one printable line each
 }
 
 Registry parse_registry(const json& doc, const std::string& path, const std::string& root) {

@@ -6,6 +6,7 @@
 #include "test_support.h"
 #include "tinyq/model_io.h"
 #include "tinyq/npz.h"
+#include "tinyq/tinyq.h"
 
 namespace tinyq {
 namespace {
@@ -82,6 +83,32 @@ TEST(CliRun, UnknownOpIsRefusedAtLoadNamingTheNode) {
   auto dom = test::run_cli("run " + dir + "/domain.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
   EXPECT_EQ(dom.exit_code, 2);
   EXPECT_NE(dom.err.find("domain 'com.example' is not supported"), std::string::npos) << dom.err;
+}
+
+// Names come from the file; a hostile one (a newline, a control character, bytes that are not
+// UTF-8) must not break the error into several lines or put raw bytes on the terminal.
+TEST(CliRun, NamesFromTheFileStayOnTheErrorLine) {
+  std::string dir = test::temp_dir();
+  test::ModelBuilder b;
+  b.input("x\nsecond line", DType::F32, {1}).output("y").node("Fancy\rOp\x01\xff", {"x\nsecond line"}, {"y"});
+  b.model.graph.nodes[0].name = "n\tode";
+  save_model(b.model, dir + "/hostile.onnx");
+  write_npz(dir + "/in.npz", {{"x", Tensor(DType::F32, {1})}});
+  auto r = test::run_cli("run " + dir + "/hostile.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "error: " + dir + "/hostile.onnx: Fancy\\rOp\\x01\\xff node 'n\\tode': unsupported op 'Fancy\\rOp\\x01\\xff' at opset 17\n");
+  tinyq_session* s = nullptr;  // the C API's message too
+  EXPECT_NE(tinyq_session_create_by_path((dir + "/hostile.onnx").c_str(), nullptr, &s), TINYQ_OK);
+  const std::string c_error = tinyq_last_error();
+  EXPECT_EQ(c_error.find('\n'), std::string::npos) << c_error;
+  EXPECT_NE(c_error.find("op type 'Fancy\\rOp\\x01\\xff' is not on tinyq's op allowlist"), std::string::npos) << c_error;
+  test::ModelBuilder c;
+  c.input("x\nsecond line", DType::F32, {1}).output("y").node("Relu", {"x\nsecond line"}, {"y"});
+  save_model(c.model, dir + "/names.onnx");
+  auto m = test::run_cli("run " + dir + "/names.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  EXPECT_EQ(m.exit_code, 2);
+  EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 1) << m.err;
+  EXPECT_NE(m.err.find("input 'x\\nsecond line': is missing"), std::string::npos) << m.err;
 }
 
 }  // namespace

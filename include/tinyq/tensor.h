@@ -57,8 +57,13 @@ int64_t shape_numel(const Shape& shape);
 /// "[1,3,224,224]".
 std::string shape_to_string(const Shape& shape);
 
+/// The largest tensor tinyq allocates, in bytes: 4 GiB, or $TINYQ_MAX_TENSOR_BYTES. A model
+/// whose shapes ask for more (an Expand or ConstantOfShape to a huge shape, say) gets a
+/// tinyq::Error instead of an allocation the system grants lazily and then kills the process for.
+uint64_t max_tensor_bytes();
+
 /// A dense, C-ordered, 64-byte-aligned tensor. Copies share the buffer (like a numpy view);
-/// clone() makes a deep copy.
+/// clone() makes a deep copy. Allocating one larger than max_tensor_bytes() throws tinyq::Error.
 class Tensor {
  public:
   Tensor() = default;

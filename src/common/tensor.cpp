@@ -131,6 +131,9 @@ class BufferCache {
 };
 
 std::shared_ptr<uint8_t> allocate_aligned(size_t bytes, bool zero = true) {
+  if (bytes > max_tensor_bytes())
+    throw Error("a tensor of " + std::to_string(bytes) + " bytes is over the limit of " +
+                std::to_string(max_tensor_bytes()) + " (TINYQ_MAX_TENSOR_BYTES)");
   size_t padded = (bytes + 64 + 63) / 64 * 64;
   const bool recycled = padded >= BufferCache::kMinBytes || padded <= BufferCache::kSmallMaxBytes;
   void* p = nullptr;
@@ -158,6 +161,16 @@ std::shared_ptr<uint8_t> allocate_aligned(size_t bytes, bool zero = true) {
   });
 }
 }  // namespace
+
+uint64_t max_tensor_bytes() {
+  static const uint64_t limit = [] {
+    const char* s = std::getenv("TINYQ_MAX_TENSOR_BYTES");
+    char* end = nullptr;
+    const unsigned long long v = s && *s ? std::strtoull(s, &end, 10) : 0;
+    return v > 0 && end && *end == '\0' ? static_cast<uint64_t>(v) : uint64_t{4} << 30;
+  }();
+  return limit;
+}
 
 Tensor::Tensor(DType dtype, Shape shape) : dtype_(dtype), shape_(std::move(shape)) {
   if (!dtype_is_numeric(dtype_))

@@ -2,6 +2,9 @@
 // SPDX-License-Identifier: BSD-3-Clause-Plus-Patent
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <filesystem>
+
 #include "model_builder.h"
 #include "test_support.h"
 #include "tinyq/model_io.h"
@@ -109,6 +112,27 @@ TEST(CliRun, NamesFromTheFileStayOnTheErrorLine) {
   EXPECT_EQ(m.exit_code, 2);
   EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 1) << m.err;
   EXPECT_NE(m.err.find("input 'x\\nsecond line': is missing"), std::string::npos) << m.err;
+}
+
+// A model whose shapes ask for a huge tensor gets one error line, not an allocation the
+// system grants lazily and kills the process for when it is filled (12.8 GB on a 24 GB
+// machine did that).
+TEST(CliRun, HugeTensorsAreRefusedBeforeAllocating) {
+  std::string dir = test::temp_dir();
+  test::ModelBuilder b;
+  Tensor shape(DType::I64, {3});
+  const int64_t dims[] = {40000, 40000, 8};  // 51 GB of floats
+  std::copy(dims, dims + 3, shape.data<int64_t>());
+  b.input("x", DType::F32, {1}).initializer("shape", shape).output("y").node("Expand", {"x", "shape"}, {"y"});
+  save_model(b.model, dir + "/expand.onnx");
+  write_npz(dir + "/in.npz", {{"x", Tensor(DType::F32, {1})}});
+  auto r = test::run_cli("run " + dir + "/expand.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("Expand node 'Expand_0': a tensor of 51200000000 bytes is over the limit of 4294967296"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/o.npz"));
 }
 
 }  // namespace

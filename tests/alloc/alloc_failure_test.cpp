@@ -222,40 +222,52 @@ TEST(AllocationFailure, DynamicQuantisationWritesAllOrNothing) {
       dir, out, [&] { quantize_dynamic_file(example("residual_filter.onnx"), out, options); }, {});
 }
 
-// The C API turns every failure into a status and a message; the handles stay usable.
-TEST(AllocationFailure, CApiReportsOutOfMemoryAsAStatus) {
-  const std::string path = example("residual_filter.onnx");
-  const Tensor x = filter_feeds()[0].second;
+// One run through the C API: a session from `create`, run on x, output 0 copied to *result
+// (when given), the session freed.
+tinyq_status c_api_run(const std::function<tinyq_status(tinyq_session**)>& create, const Tensor& x,
+                       std::vector<float>* result) {
   const float* data[] = {x.data<float>()};
   const int64_t* shapes[] = {x.shape().data()};
   const size_t ranks[] = {x.rank()};
+  tinyq_session* s = nullptr;
+  tinyq_status st = create(&s);
+  if (st == TINYQ_OK) st = tinyq_session_run(s, 1, data, shapes, ranks);
+  const float* out = nullptr;
+  size_t count = 0;
+  if (st == TINYQ_OK) st = tinyq_session_output(s, 0, &out, nullptr, nullptr, &count);
+  if (st == TINYQ_OK && result) result->assign(out, out + count);
+  tinyq_session_free(s);
+  return st;
+}
+
+// c_api_run under the sweep: every failure comes back as a status with a message, and the
+// run after it gives the answer again. Returns the statuses seen.
+std::vector<tinyq_status> sweep_c_api(const std::function<tinyq_status(tinyq_session**)>& create, const Tensor& x) {
   std::vector<float> want;
-  auto run = [&](std::vector<float>* result) -> tinyq_status {
-    tinyq_session* s = nullptr;
-    tinyq_session_options o{2};
-    tinyq_status st = tinyq_session_create_by_path(path.c_str(), &o, &s);
-    if (st == TINYQ_OK) st = tinyq_session_run(s, 1, data, shapes, ranks);
-    const float* out = nullptr;
-    size_t count = 0;
-    if (st == TINYQ_OK) st = tinyq_session_output(s, 0, &out, nullptr, nullptr, &count);
-    if (st == TINYQ_OK && result) result->assign(out, out + count);
-    tinyq_session_free(s);
-    return st;
-  };
-  ASSERT_EQ(run(&want), TINYQ_OK) << tinyq_last_error();
+  EXPECT_EQ(c_api_run(create, x, &want), TINYQ_OK) << tinyq_last_error();
   std::vector<tinyq_status> seen;
   const SweepResult r = sweep_failures(
       [&] {
-        const tinyq_status st = run(nullptr);
+        const tinyq_status st = c_api_run(create, x, nullptr);
         seen.push_back(st);
         if (st != TINYQ_OK && std::string(tinyq_last_error()).empty()) ADD_FAILURE() << "a failure without a message";
       },
       [&] {
         std::vector<float> again;
-        ASSERT_EQ(run(&again), TINYQ_OK) << tinyq_last_error();
+        ASSERT_EQ(c_api_run(create, x, &again), TINYQ_OK) << tinyq_last_error();
         EXPECT_EQ(again, want);
       });
   EXPECT_GT(r.failed, 0);
+  return seen;
+}
+
+// The C API turns every failure into a status and a message; the handles stay usable.
+TEST(AllocationFailure, CApiReportsOutOfMemoryAsAStatus) {
+  const std::string path = example("residual_filter.onnx");
+  const tinyq_session_options two_threads{2};
+  const std::vector<tinyq_status> seen = sweep_c_api(
+      [&](tinyq_session** s) { return tinyq_session_create_by_path(path.c_str(), &two_threads, s); },
+      filter_feeds()[0].second);
   EXPECT_NE(std::find(seen.begin(), seen.end(), TINYQ_ERROR_OUT_OF_MEMORY), seen.end());
 }
 
@@ -328,36 +340,17 @@ TEST(AllocationFailure, RegistryModelAndNpzFailCleanly) {
   tinyq_registry* reg = nullptr;
   ASSERT_EQ(tinyq_registry_open(example("registry.json").c_str(), test::source_dir().c_str(), &reg), TINYQ_OK)
       << tinyq_last_error();
-  const Tensor x = mlp_feeds()[0].second;
-  const float* data[] = {x.data<float>()};
-  const int64_t* shapes[] = {x.shape().data()};
-  const size_t ranks[] = {x.rank()};
-  auto run = [&](std::vector<float>* result) -> tinyq_status {
-    tinyq_session* s = nullptr;
-    const char* path = nullptr;
-    tinyq_status st = tinyq_registry_resolve(reg, "example_mlp", &path, nullptr);
-    if (st == TINYQ_OK) st = tinyq_session_create_by_id(reg, "example_mlp", nullptr, &s);
-    if (st == TINYQ_OK) st = tinyq_session_run(s, 1, data, shapes, ranks);
-    const float* out = nullptr;
-    size_t count = 0;
-    if (st == TINYQ_OK) st = tinyq_session_output(s, 0, &out, nullptr, nullptr, &count);
-    if (st == TINYQ_OK && result) result->assign(out, out + count);
-    tinyq_session_free(s);
-    return st;
-  };
-  std::vector<float> want;
-  ASSERT_EQ(run(&want), TINYQ_OK) << tinyq_last_error();
-  SweepResult r = sweep_failures([&] { run(nullptr); },
-                                 [&] {
-                                   std::vector<float> again;
-                                   ASSERT_EQ(run(&again), TINYQ_OK) << tinyq_last_error();
-                                   EXPECT_EQ(again, want);
-                                 });
-  EXPECT_GT(r.failed, 0);
+  sweep_c_api(
+      [&](tinyq_session** s) {
+        const char* path = nullptr;
+        const tinyq_status st = tinyq_registry_resolve(reg, "example_mlp", &path, nullptr);
+        return st == TINYQ_OK ? tinyq_session_create_by_id(reg, "example_mlp", nullptr, s) : st;
+      },
+      mlp_feeds()[0].second);
 
   const std::string dir = test::temp_dir();
   const NamedTensors arrays = {{"a", ramp({3, 5}, 1.0f)}, {"b", ramp({7}, 2.0f)}};
-  r = sweep_failures(
+  const SweepResult r = sweep_failures(
       [&] {
         write_npz(dir + "/x.npz", arrays, true);
         read_npz(dir + "/x.npz");

@@ -14,6 +14,13 @@
 namespace tinyq {
 namespace {
 
+// Saves b's model as dir/<name>.onnx and runs it with `tinyq run` on x = one float.
+test::CommandResult run_built(const std::string& dir, const std::string& name, const test::ModelBuilder& b) {
+  save_model(b.model, dir + "/" + name + ".onnx");
+  write_npz(dir + "/in.npz", {{"x", Tensor(DType::F32, {1})}});
+  return test::run_cli("run " + dir + "/" + name + ".onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+}
+
 // A model with a symbolic batch dim: y = Identity(x), x: [N, 3] float.
 std::string write_identity_model(const std::string& dir) {
   test::ModelBuilder b;
@@ -74,16 +81,13 @@ TEST(CliRun, UnknownOpIsRefusedAtLoadNamingTheNode) {
   std::string dir = test::temp_dir();
   test::ModelBuilder b;
   b.input("x", DType::F32, {1}).output("y").node("FancyOp", {"x"}, {"y"});
-  save_model(b.model, dir + "/fancy.onnx");
+  auto r = run_built(dir, "fancy", b);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_NE(r.err.find("FancyOp node 'FancyOp_0': unsupported op 'FancyOp'"), std::string::npos) << r.err;
   test::ModelBuilder d;
   d.input("x", DType::F32, {1}).output("y").node("Relu", {"x"}, {"y"});
   d.model.graph.nodes[0].domain = "com.example";
-  save_model(d.model, dir + "/domain.onnx");
-  write_npz(dir + "/in.npz", {{"x", Tensor(DType::F32, {1})}});
-  auto r = test::run_cli("run " + dir + "/fancy.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
-  EXPECT_EQ(r.exit_code, 2);
-  EXPECT_NE(r.err.find("FancyOp node 'FancyOp_0': unsupported op 'FancyOp'"), std::string::npos) << r.err;
-  auto dom = test::run_cli("run " + dir + "/domain.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  auto dom = run_built(dir, "domain", d);
   EXPECT_EQ(dom.exit_code, 2);
   EXPECT_NE(dom.err.find("domain 'com.example' is not supported"), std::string::npos) << dom.err;
 }
@@ -95,9 +99,7 @@ TEST(CliRun, NamesFromTheFileStayOnTheErrorLine) {
   test::ModelBuilder b;
   b.input("x\nsecond line", DType::F32, {1}).output("y").node("Fancy\rOp\x01\xff", {"x\nsecond line"}, {"y"});
   b.model.graph.nodes[0].name = "n\tode";
-  save_model(b.model, dir + "/hostile.onnx");
-  write_npz(dir + "/in.npz", {{"x", Tensor(DType::F32, {1})}});
-  auto r = test::run_cli("run " + dir + "/hostile.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  auto r = run_built(dir, "hostile", b);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_EQ(r.err, "error: " + dir + "/hostile.onnx: Fancy\\rOp\\x01\\xff node 'n\\tode': unsupported op 'Fancy\\rOp\\x01\\xff' at opset 17\n");
   tinyq_session* s = nullptr;  // the C API's message too
@@ -107,8 +109,7 @@ TEST(CliRun, NamesFromTheFileStayOnTheErrorLine) {
   EXPECT_NE(c_error.find("op type 'Fancy\\rOp\\x01\\xff' is not on tinyq's op allowlist"), std::string::npos) << c_error;
   test::ModelBuilder c;
   c.input("x\nsecond line", DType::F32, {1}).output("y").node("Relu", {"x\nsecond line"}, {"y"});
-  save_model(c.model, dir + "/names.onnx");
-  auto m = test::run_cli("run " + dir + "/names.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  auto m = run_built(dir, "names", c);
   EXPECT_EQ(m.exit_code, 2);
   EXPECT_EQ(std::count(m.err.begin(), m.err.end(), '\n'), 1) << m.err;
   EXPECT_NE(m.err.find("input 'x\\nsecond line': is missing"), std::string::npos) << m.err;
@@ -124,9 +125,7 @@ TEST(CliRun, HugeTensorsAreRefusedBeforeAllocating) {
   const int64_t dims[] = {40000, 40000, 8};  // 51 GB of floats
   std::copy(dims, dims + 3, shape.data<int64_t>());
   b.input("x", DType::F32, {1}).initializer("shape", shape).output("y").node("Expand", {"x", "shape"}, {"y"});
-  save_model(b.model, dir + "/expand.onnx");
-  write_npz(dir + "/in.npz", {{"x", Tensor(DType::F32, {1})}});
-  auto r = test::run_cli("run " + dir + "/expand.onnx --input " + dir + "/in.npz --output " + dir + "/o.npz");
+  auto r = run_built(dir, "expand", b);
   EXPECT_EQ(r.exit_code, 2);
   EXPECT_NE(r.err.find("Expand node 'Expand_0': a tensor of 51200000000 bytes is over the limit of 4294967296"),
             std::string::npos)

@@ -54,7 +54,7 @@ Tensor read_member(zip_t* archive, zip_int64_t index, uint64_t size, const std::
     throw Error(subject, corrupt);
   const NpyLayout layout = parse_npy_header(head, size, subject);
   Tensor t = Tensor::uninitialized(layout.dtype, layout.shape);  // every byte is read in
-  // The header read may have taken a few data bytes with it (an image under 12 bytes).
+  // The first read may have taken data bytes with it (a header shorter than 12 bytes).
   const size_t early = head.size() - layout.data_start;
   if (early) std::memcpy(t.raw(), head.data() + layout.data_start, early);
   char extra;

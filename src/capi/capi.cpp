@@ -121,10 +121,10 @@ tinyq_session::Port port_of(const tinyq::ValueInfo& v) {
 }
 
 tinyq_session* make_session(tinyq::Session s) {
-  auto* out = new tinyq_session(std::move(s));
+  auto out = std::make_unique<tinyq_session>(std::move(s));  // owned until every port is in
   for (const auto& v : out->session.inputs()) out->inputs.push_back(port_of(v));
   for (const auto& v : out->session.outputs()) out->outputs.push_back(port_of(v));
-  return out;
+  return out.release();
 }
 
 const tinyq_session::Port& port(const tinyq_session* s, size_t index, bool input) {

@@ -118,28 +118,25 @@ void write_npz(const std::string& path, const NamedTensors& arrays, bool compres
   if (!buffer) throw Error(path, "cannot create archive: " + zip_error_text(&err));
   zip_source_keep(buffer);
   std::unique_ptr<zip_source_t, void (*)(zip_source_t*)> keep(buffer, zip_source_free);
-  zip_t* archive = zip_open_from_source(buffer, ZIP_TRUNCATE, &err);
+  // Discarded on any way out (an exception included) until zip_close takes it.
+  ZipPtr archive(zip_open_from_source(buffer, ZIP_TRUNCATE, &err));
   if (!archive) throw Error(path, "cannot create archive: " + zip_error_text(&err));
   std::vector<std::string> members;  // libzip reads them at zip_close
   members.reserve(arrays.size());
   for (const auto& [key, tensor] : arrays) {
     members.push_back(serialize_npy(tensor));
-    zip_source_t* s = zip_source_buffer(archive, members.back().data(), members.back().size(), 0);
-    zip_int64_t idx = s ? zip_file_add(archive, (key + ".npy").c_str(), s, ZIP_FL_ENC_UTF_8) : -1;
+    zip_source_t* s = zip_source_buffer(archive.get(), members.back().data(), members.back().size(), 0);
+    zip_int64_t idx = s ? zip_file_add(archive.get(), (key + ".npy").c_str(), s, ZIP_FL_ENC_UTF_8) : -1;
     if (idx < 0) {
       if (s) zip_source_free(s);
-      zip_discard(archive);
       throw Error(path, "cannot add '" + key + "' to the archive");
     }
-    zip_set_file_compression(archive, static_cast<zip_uint64_t>(idx), compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
+    zip_set_file_compression(archive.get(), static_cast<zip_uint64_t>(idx), compress ? ZIP_CM_DEFLATE : ZIP_CM_STORE, 0);
     // A fixed timestamp (1980-01-01, DOS epoch) makes archives reproducible byte for byte.
-    zip_file_set_dostime(archive, static_cast<zip_uint64_t>(idx), 0, (0 << 9) | (1 << 5) | 1, 0);
+    zip_file_set_dostime(archive.get(), static_cast<zip_uint64_t>(idx), 0, (0 << 9) | (1 << 5) | 1, 0);
   }
-  if (zip_close(archive) != 0) {
-    std::string why = zip_strerror(archive);
-    zip_discard(archive);
-    throw Error(path, "cannot write archive: " + why);
-  }
+  if (zip_close(archive.get()) != 0) throw Error(path, std::string("cannot write archive: ") + zip_strerror(archive.get()));
+  archive.release();  // zip_close freed it
   // Read the finished archive back out of the memory source and write it atomically.
   zip_stat_t st;
   zip_stat_init(&st);

@@ -3,6 +3,7 @@
 
 // ONNX protobuf <-> tinyq IR. The only translation unit that sees ONNX's generated classes.
 
+#include <google/protobuf/arena.h>
 #include <onnx/onnx_pb.h>
 
 #include <cstring>
@@ -334,7 +335,10 @@ LoadedModel parse_model(const std::string& bytes, const std::string& name_for_er
                         const std::string& base_dir, const LoadLimits& limits) {
   Loader loader{name_for_errors, base_dir, limits, 0, 0, {}, {}};
   if (bytes.empty()) loader.fail("not a valid ONNX model (the file is empty)");
-  onnx::ModelProto mp;
+  // On an arena: protobuf is not exception-safe (an element allocated before the array holding
+  // it grows is lost when the growth throws), and an arena frees every block whatever happened.
+  google::protobuf::Arena arena;
+  onnx::ModelProto& mp = *google::protobuf::Arena::CreateMessage<onnx::ModelProto>(&arena);
   if (!mp.ParseFromString(bytes))
     loader.fail("not a valid ONNX model (protobuf parsing failed: truncated or not an ONNX file)");
   if (!mp.has_graph() || mp.ir_version() <= 0)
@@ -365,7 +369,8 @@ Model load_model(const std::string& path, const LoadLimits& limits) {
 }
 
 std::string serialize_model(const Model& m) {
-  onnx::ModelProto mp;
+  google::protobuf::Arena arena;  // as in parse_model
+  onnx::ModelProto& mp = *google::protobuf::Arena::CreateMessage<onnx::ModelProto>(&arena);
   mp.set_ir_version(m.ir_version);
   if (!m.producer_name.empty()) mp.set_producer_name(m.producer_name);
   if (!m.producer_version.empty()) mp.set_producer_version(m.producer_version);

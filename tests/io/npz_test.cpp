@@ -122,7 +122,7 @@ TEST(Npz, FilesLoadInNumpy) {
 TEST(Npz, RefusesBrokenArchives) {
   std::string dir = test::temp_dir();
   write_file_atomic(dir + "/empty.npz", "");
-  write_file_atomic(dir + "/random.npz", std::string("PK\x03\x04 random bytes that are not a zip", 40));
+  write_file_atomic(dir + "/random.npz", "PK\x03\x04 random bytes that are not a zip");
   for (const char* name : {"/empty.npz", "/random.npz", "/missing.npz"}) {
     EXPECT_THROW(read_npz(dir + name), Error) << name;
   }

@@ -390,16 +390,7 @@ void fuse_chains(Graph& g, int64_t opset, PassReport* report) {
     }
   }
   if (chains.empty()) return;
-  std::vector<bool> drop(g.nodes.size(), false);
-  for (Chain& ch : chains) {
-    for (size_t k : ch.nodes) drop[k] = true;
-    drop[ch.nodes.back()] = false;
-    g.nodes[ch.nodes.back()] = std::move(ch.fused);
-  }
-  std::vector<Node> kept;
-  for (size_t i = 0; i < g.nodes.size(); ++i)
-    if (!drop[i]) kept.push_back(std::move(g.nodes[i]));
-  g.nodes = std::move(kept);
+  replace_matches(g, chains);
 
   // The DynamicQuantizeLinear and scale Mul nodes the dynamic chains no longer read (walked
   // backwards, so the Mul goes first and then the DynamicQuantizeLinear it read).

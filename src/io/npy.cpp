@@ -50,7 +50,14 @@ DType parse_descr(const std::string& d, const std::string& subject) {
 
 }  // namespace
 
-size_t npy_header_bytes(const std::string& prefix, uint64_t total_bytes, const std::string& subject) {
+namespace {
+
+// Where the header text of an image starting with `prefix` lies: [start, end), end being where
+// the data starts. Checks magic, version and the declared length (see npy_header_bytes).
+struct HeaderSpan {
+  size_t start, end;
+};
+HeaderSpan header_span(const std::string& prefix, uint64_t total_bytes, const std::string& subject) {
   if (prefix.size() < 10 || std::memcmp(prefix.data(), kMagic, 6) != 0)
     throw Error(subject, "not a .npy array (bad magic)");
   int major = static_cast<uint8_t>(prefix[6]);
@@ -70,14 +77,20 @@ size_t npy_header_bytes(const std::string& prefix, uint64_t total_bytes, const s
     throw Error(subject, "npy header is " + std::to_string(header_len) + " bytes, over the limit of " +
                              std::to_string(kMaxNpyHeaderBytes));
   if (header_len > total_bytes - header_start) throw Error(subject, "truncated .npy header");
-  return header_start + header_len;
+  return {header_start, header_start + header_len};
+}
+
+}  // namespace
+
+size_t npy_header_bytes(const std::string& prefix, uint64_t total_bytes, const std::string& subject) {
+  return header_span(prefix, total_bytes, subject).end;
 }
 
 NpyLayout parse_npy_header(const std::string& head, uint64_t total_bytes, const std::string& subject) {
-  const size_t data_start = npy_header_bytes(head, total_bytes, subject);
-  if (head.size() < data_start) throw Error(subject, "truncated .npy header");
-  const size_t header_start = static_cast<uint8_t>(head[6]) == 1 ? 10 : 12;
-  std::string header = head.substr(header_start, data_start - header_start);
+  const HeaderSpan span = header_span(head, total_bytes, subject);
+  if (head.size() < span.end) throw Error(subject, "truncated .npy header");
+  const size_t data_start = span.end;
+  std::string header = head.substr(span.start, span.end - span.start);
 
   // The header is a Python dict literal; numpy always writes these three keys.
   std::smatch m;

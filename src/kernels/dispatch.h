@@ -23,6 +23,31 @@ enum class Isa { Ref, Avx2, Avx512, Avx512Vnni };
 
 const char* isa_name(Isa isa);
 
+/// Names an x86 kernel for kernel_at: the function itself, or nullptr in builds without the
+/// x86 kernels (kernels_x86.cmake compiles them on x86 only).
+#if defined(TINYQ_X86_KERNELS)
+#define TINYQ_X86_KERNEL(fn) (fn)
+#else
+#define TINYQ_X86_KERNEL(fn) nullptr
+#endif
+
+template <typename T>
+struct SameType {
+  using type = T;
+};
+
+/// One kernel of a family at each ISA level (nullptr: none written for that level), picked for
+/// `isa`: the one at that level or the nearest level below that has one; `ref` always exists.
+/// The callers have already capped `isa` to what the CPU runs.
+template <typename Fn>
+Fn kernel_at(Isa isa, Fn ref, typename SameType<Fn>::type avx2, typename SameType<Fn>::type avx512 = nullptr,
+             typename SameType<Fn>::type avx512vnni = nullptr) {
+  const Fn by_level[] = {ref, avx2, avx512, avx512vnni};
+  for (int level = static_cast<int>(isa); level > 0; --level)
+    if (by_level[level]) return by_level[level];
+  return ref;
+}
+
 /// True when the CPU (after the TINYQ_MAX_ISA cap) runs code of `isa`; otherwise false with the
 /// missing feature in `why` ("no avx512vnni (TINYQ_MAX_ISA=avx2)").
 bool isa_usable(Isa isa, std::string* why = nullptr);

@@ -41,36 +41,28 @@ namespace {
 using MinMaxFn = int64_t (*)(const float*, int64_t, float*, float*);
 using MinMaxRowsFn = int64_t (*)(const RowSet&, float*, float*);
 
-#if defined(TINYQ_X86_KERNELS)
-// The AVX-512 pair where usable, else the scalar references.
-bool use_avx512() {
+// The level of the AVX-512 pair where usable, else of the scalar references.
+Isa observer_isa() {
   std::string why;
   const bool usable = isa_usable(Isa::Avx512, &why);
   if (dispatch_verbose())
     report_choice("finite_minmax_f32", "calibration observer",
                   usable ? "finite_minmax_f32_avx512" : "finite_minmax_f32_ref",
                   usable ? std::vector<std::string>{} : std::vector<std::string>{"finite_minmax_f32_avx512: " + why});
-  return usable;
+  return usable ? Isa::Avx512 : Isa::Ref;
 }
-#endif
 
 }  // namespace
 
 int64_t finite_minmax_f32(const float* src, int64_t n, float* lo, float* hi) {
-#if defined(TINYQ_X86_KERNELS)
-  static const MinMaxFn fn = use_avx512() ? finite_minmax_f32_avx512 : finite_minmax_f32_ref;
-#else
-  static const MinMaxFn fn = finite_minmax_f32_ref;
-#endif
+  static const MinMaxFn fn =
+      kernel_at(observer_isa(), finite_minmax_f32_ref, nullptr, TINYQ_X86_KERNEL(finite_minmax_f32_avx512));
   return fn(src, n, lo, hi);
 }
 
 int64_t finite_minmax_rows_f32(const RowSet& set, float* lo, float* hi) {
-#if defined(TINYQ_X86_KERNELS)
-  static const MinMaxRowsFn fn = use_avx512() ? finite_minmax_rows_f32_avx512 : finite_minmax_rows_f32_ref;
-#else
-  static const MinMaxRowsFn fn = finite_minmax_rows_f32_ref;
-#endif
+  static const MinMaxRowsFn fn =
+      kernel_at(observer_isa(), finite_minmax_rows_f32_ref, nullptr, TINYQ_X86_KERNEL(finite_minmax_rows_f32_avx512));
   return fn(set, lo, hi);
 }
 

@@ -713,7 +713,8 @@ TEST_P(ChainKernels, QuantizeTiesAcrossScales) {
     ks.quantize(x.data(), static_cast<int64_t>(x.size()), scale, zp, ChainStore::U8, got.data());
     ASSERT_EQ(want, got) << isa_name(isa) << " scale " << scale << " zp " << zp;
     if (isa == Isa::Avx2 || isa == Isa::Avx512 || isa == Isa::Avx512Vnni) {
-      quantize_f32_u8_avx2(x.data(), static_cast<int64_t>(x.size()), scale, zp, got.data());
+      const QuantizeU8Fn quantize_u8_avx2 = TINYQ_X86_KERNEL(quantize_f32_u8_avx2);
+      quantize_u8_avx2(x.data(), static_cast<int64_t>(x.size()), scale, zp, got.data());
       ASSERT_EQ(want, got) << "quantize_f32_u8_avx2 scale " << scale << " zp " << zp;
     }
   }
@@ -724,6 +725,7 @@ TEST_P(ChainKernels, QuantizeTiesAcrossScales) {
 // dequantising scale.
 TEST(ChainKernelsMean, Avx512MatchesReference) {
   REQUIRE_ISA(Isa::Avx512);
+  const ChainMeanFn mean_avx512 = TINYQ_X86_KERNEL(chain_mean_avx512);
   std::mt19937 rng(12);
   std::uniform_real_distribution<float> d(-1000.0f, 1000.0f);
   for (int64_t m : {1, 16, 20, 128, 130, 200})
@@ -734,7 +736,7 @@ TEST(ChainKernelsMean, Avx512MatchesReference) {
         for (float& v : src) v = d(rng);
         std::vector<float> want(static_cast<size_t>(m)), got(want.size(), -1.0f);
         chain_mean_ref(src.data(), positions, m, ms, scale, want.data());
-        chain_mean_avx512(src.data(), positions, m, ms, scale, got.data());
+        mean_avx512(src.data(), positions, m, ms, scale, got.data());
         ASSERT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
             << "m " << m << " positions " << positions << " scale " << scale;
       }

@@ -52,15 +52,17 @@ TEST(FiniteMinMax, ReferenceSkipsAndCountsNonFinite) {
 
 TEST(FiniteMinMax, Avx512MatchesReference) {
   REQUIRE_ISA(Isa::Avx512);
+  int64_t (*const finite_minmax_avx512)(const float*, int64_t, float*, float*) =
+      TINYQ_X86_KERNEL(finite_minmax_f32_avx512);
   const float inf = std::numeric_limits<float>::infinity();
   std::mt19937 rng(7);
   std::normal_distribution<float> nd(0.0f, 3.0f);
   for (int64_t n : {0, 1, 15, 16, 17, 31, 32, 33, 47, 4095, 4096, 4097, 8192 + 45, 20000}) {
     std::vector<float> v(static_cast<size_t>(n));
     for (float& x : v) x = nd(rng);
-    expect_same(run(finite_minmax_f32_avx512, v, inf, -inf), run(finite_minmax_f32_ref, v, inf, -inf),
+    expect_same(run(finite_minmax_avx512, v, inf, -inf), run(finite_minmax_f32_ref, v, inf, -inf),
                 "finite n=" + std::to_string(n));
-    expect_same(run(finite_minmax_f32_avx512, v, -1.0f, 1.0f), run(finite_minmax_f32_ref, v, -1.0f, 1.0f),
+    expect_same(run(finite_minmax_avx512, v, -1.0f, 1.0f), run(finite_minmax_f32_ref, v, -1.0f, 1.0f),
                 "running n=" + std::to_string(n));
     if (n == 0) continue;
     // Non-finite values at the start, in the middle, in the last (possibly masked) lanes.
@@ -68,7 +70,7 @@ TEST(FiniteMinMax, Avx512MatchesReference) {
       for (float bad : {std::nanf(""), inf, -inf}) {
         std::vector<float> w = v;
         w[static_cast<size_t>(at)] = bad;
-        expect_same(run(finite_minmax_f32_avx512, w, inf, -inf), run(finite_minmax_f32_ref, w, inf, -inf),
+        expect_same(run(finite_minmax_avx512, w, inf, -inf), run(finite_minmax_f32_ref, w, inf, -inf),
                     "n=" + std::to_string(n) + " bad at " + std::to_string(at));
       }
     }
@@ -80,6 +82,7 @@ TEST(FiniteMinMax, Avx512MatchesReference) {
 // as part of the set, and with non-finite values in one row's masked tail.
 TEST(FiniteMinMax, RowSetsMatchReference) {
   REQUIRE_ISA(Isa::Avx512);
+  int64_t (*const rows_avx512)(const RowSet&, float*, float*) = TINYQ_X86_KERNEL(finite_minmax_rows_f32_avx512);
   const float inf = std::numeric_limits<float>::infinity();
   std::mt19937 rng(9);
   std::normal_distribution<float> nd(0.0f, 3.0f);
@@ -94,7 +97,7 @@ TEST(FiniteMinMax, RowSetsMatchReference) {
     const RowSet set{buf.data(), outer, outer_stride, rows, stride, len};
     auto both = [&](const std::string& what) {
       Result a{inf, -inf, 0}, b{inf, -inf, 0};
-      a.nonfinite = finite_minmax_rows_f32_avx512(set, &a.lo, &a.hi);
+      a.nonfinite = rows_avx512(set, &a.lo, &a.hi);
       b.nonfinite = finite_minmax_rows_f32_ref(set, &b.lo, &b.hi);
       expect_same(a, b, what + " len=" + std::to_string(len));
       return b;

@@ -150,32 +150,16 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
   in_q_.scale = d.in_scale;
   in_q_.zero_point = d.in_zero_point;
   name_ = std::string("conv_chain_") + isa_name(isa);
-  dense_f32_ = chain_dense_f32_ref;
-  dw_ = chain_dw_f32_ref;
-  dense_int_ = chain_dense_u8_ref;
-  int_store_ = ChainStore::U8;
+  dense_f32_ = kernel_at(isa, chain_dense_f32_ref, TINYQ_X86_KERNEL(chain_dense_f32_avx2),
+                         TINYQ_X86_KERNEL(chain_dense_f32_avx512));
+  dw_ = kernel_at(isa, chain_dw_f32_ref, TINYQ_X86_KERNEL(chain_dw_f32_avx2), TINYQ_X86_KERNEL(chain_dw_f32_avx512));
+  dense_int_ = kernel_at(isa, chain_dense_u8_ref, TINYQ_X86_KERNEL(chain_dense_s16_avx2), nullptr,
+                         TINYQ_X86_KERNEL(chain_dense_u8_avx512vnni));
+  // The AVX2 integer kernel (AVX-512 without VNNI too) pairs int16 values; the others read bytes.
+  int_store_ = dense_int_ == TINYQ_X86_KERNEL(chain_dense_s16_avx2) ? ChainStore::S16 : ChainStore::U8;
   quantize_ = chain_quantize_fn(isa);
-#if defined(TINYQ_X86_KERNELS)
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) {
-    dense_f32_ = chain_dense_f32_avx512;
-    dw_ = chain_dw_f32_avx512;
-
-  } else if (isa == Isa::Avx2) {
-    dense_f32_ = chain_dense_f32_avx2;
-    dw_ = chain_dw_f32_avx2;
-  }
-  if (isa == Isa::Avx512Vnni) {
-    dense_int_ = chain_dense_u8_avx512vnni;
-  } else if (isa != Isa::Ref) {
-    dense_int_ = chain_dense_s16_avx2;
-    int_store_ = ChainStore::S16;
-  }
-#endif
   minmax_ = minmax_fn(isa);
-  mean_fn_ = chain_mean_ref;
-#if defined(TINYQ_X86_KERNELS)
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) mean_fn_ = chain_mean_avx512;
-#endif
+  mean_fn_ = kernel_at(isa, chain_mean_ref, nullptr, TINYQ_X86_KERNEL(chain_mean_avx512));
 
   const bool integer = kind_ != ChainKind::F32;
   for (size_t i = 0; i < d.layers.size(); ++i) {

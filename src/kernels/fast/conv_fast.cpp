@@ -58,23 +58,9 @@ void q_kernel_for(Isa isa, QTileRowsFn* fn, QKernelLayout* layout, const char** 
   *name = "qgemm_u8s8_ref";
 }
 
-PackNhwcU8Fn pack_u8_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return pack_nhwc_u8_avx2;
-#else
-  (void)isa;
-#endif
-  return pack_nhwc_u8_ref;
-}
+PackNhwcU8Fn pack_u8_fn(Isa isa) { return kernel_at(isa, pack_nhwc_u8_ref, TINYQ_X86_KERNEL(pack_nhwc_u8_avx2)); }
 
-PackNhwcS16Fn pack_s16_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return pack_nhwc_s16_avx2;
-#else
-  (void)isa;
-#endif
-  return pack_nhwc_s16_ref;
-}
+PackNhwcS16Fn pack_s16_fn(Isa isa) { return kernel_at(isa, pack_nhwc_s16_ref, TINYQ_X86_KERNEL(pack_nhwc_s16_avx2)); }
 
 // Stores packed integer weights (int8 or int16 per the layout) at element index i.
 inline void put_weight(std::vector<uint8_t>& packed, const QKernelLayout& l, size_t i, int32_t v) {
@@ -175,13 +161,7 @@ ScratchCache::Lease::Lease(ScratchCache& cache, size_t bytes) : lock_(cache.mu_,
 }
 
 ConvF32RowFn conv_f32_row_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa == Isa::Avx2) return conv_f32_row_avx2;
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return conv_f32_row_avx512;
-#else
-  (void)isa;
-#endif
-  return conv_f32_row_ref;
+  return kernel_at(isa, conv_f32_row_ref, TINYQ_X86_KERNEL(conv_f32_row_avx2), TINYQ_X86_KERNEL(conv_f32_row_avx512));
 }
 
 const char* conv_f32_row_name(Isa isa) {
@@ -192,60 +172,25 @@ const char* conv_f32_row_name(Isa isa) {
   }
 }
 
-MinMaxFn minmax_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return minmax_f32_avx2;
-#else
-  (void)isa;
-#endif
-  return minmax_f32_ref;
-}
+MinMaxFn minmax_fn(Isa isa) { return kernel_at(isa, minmax_f32_ref, TINYQ_X86_KERNEL(minmax_f32_avx2)); }
 
 QuantizeU8Fn quantize_u8_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return quantize_f32_u8_avx2;
-#else
-  (void)isa;
-#endif
-  return quantize_f32_u8_row_ref;
+  return kernel_at(isa, quantize_f32_u8_row_ref, TINYQ_X86_KERNEL(quantize_f32_u8_avx2));
 }
 
 QuantizeS8Fn quantize_s8_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return quantize_f32_s8_avx2;
-#else
-  (void)isa;
-#endif
-  return quantize_f32_s8_row_ref;
+  return kernel_at(isa, quantize_f32_s8_row_ref, TINYQ_X86_KERNEL(quantize_f32_s8_avx2));
 }
 
 DequantizeFn dequantize_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return dequantize_8_f32_avx2;
-#else
-  (void)isa;
-#endif
-  return dequantize_8_f32_row_ref;
+  return kernel_at(isa, dequantize_8_f32_row_ref, TINYQ_X86_KERNEL(dequantize_8_f32_avx2));
 }
 
-QAddFn qadd_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return qadd_avx512;
-  if (isa != Isa::Ref) return qadd_avx2;
-#else
-  (void)isa;
-#endif
-  return qadd_ref;
-}
+QAddFn qadd_fn(Isa isa) { return kernel_at(isa, qadd_ref, TINYQ_X86_KERNEL(qadd_avx2), TINYQ_X86_KERNEL(qadd_avx512)); }
 
 ChainQuantizeFn chain_quantize_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return chain_quantize_avx512;
-  if (isa == Isa::Avx2) return chain_quantize_avx2;
-#else
-  (void)isa;
-#endif
-  return chain_quantize_ref;
+  return kernel_at(isa, chain_quantize_ref, TINYQ_X86_KERNEL(chain_quantize_avx2),
+                   TINYQ_X86_KERNEL(chain_quantize_avx512));
 }
 
 std::string conv_fast_declines(const ConvParams& p) {
@@ -293,22 +238,11 @@ namespace {
 using DeinterleaveFn = void (*)(const float*, int64_t, int64_t, float* const*);
 
 DeinterleaveFn deinterleave_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa != Isa::Ref) return deinterleave_f32_avx2;
-#else
-  (void)isa;
-#endif
-  return deinterleave_f32_ref;
+  return kernel_at(isa, deinterleave_f32_ref, TINYQ_X86_KERNEL(deinterleave_f32_avx2));
 }
 
 DwF32PlaneFn dw_fn(Isa isa) {
-#if defined(TINYQ_X86_KERNELS)
-  if (isa == Isa::Avx2) return dw_f32_plane_avx2;
-  if (isa == Isa::Avx512 || isa == Isa::Avx512Vnni) return dw_f32_plane_avx512;
-#else
-  (void)isa;
-#endif
-  return dw_f32_plane_ref;
+  return kernel_at(isa, dw_f32_plane_ref, TINYQ_X86_KERNEL(dw_f32_plane_avx2), TINYQ_X86_KERNEL(dw_f32_plane_avx512));
 }
 
 // Writes plane rows [jh0, jh1) (all of them by default) of the phase planes of channels
@@ -694,21 +628,15 @@ QConvFast::QConvFast(Isa isa, const ConvParams& p, const QWeights& w) : isa_(isa
   const double use = occupancy * vnni_gain;
   via_f32_ = exact_bound < 16777216.0 && (use < 1.0 || (use <= 1.0 && cg_ < layout_.kg && !taps_packed_));
   if (via_f32_) {
-#if defined(TINYQ_X86_KERNELS)
-    requant_ = isa == Isa::Ref ? requant_f32acc_ref : requant_f32acc_avx2;
-#else
-    requant_ = requant_f32acc_ref;
-#endif
+    requant_ = kernel_at(isa, requant_f32acc_ref, TINYQ_X86_KERNEL(requant_f32acc_avx2));
     std::vector<float> wf(e.begin(), e.end());
     f32_ = std::make_unique<ConvF32Fast>(isa, p, wf.data());
     name_ = isa == Isa::Ref ? "qconv_exact_f32_ref" : isa == Isa::Avx2 ? "qconv_exact_f32_avx2_fma" : "qconv_exact_f32_avx512";
     return;
   }
   if (c4) {
-#if defined(TINYQ_X86_KERNELS)
-    c4_fn_ = qtile_c4_u8s8_avx512vnni;
-    pack_c4_ = pack_c4_avx2;
-#endif
+    c4_fn_ = TINYQ_X86_KERNEL(qtile_c4_u8s8_avx512vnni);
+    pack_c4_ = TINYQ_X86_KERNEL(pack_c4_avx2);
   }
   if (c4_fn_) {
     // Weights as the c4 tiles read them: k-step j = tap * groups + q covers input channels

@@ -288,12 +288,8 @@ void QConvOneDnn::run(const ConvParams& p, const QInput& x, const QOutput& y, in
       std::memcpy(rows.data(), static_cast<const uint8_t*>(x.data) + n * C * HW, static_cast<size_t>(C * HW));
     }
     const uint8_t flip = x.kind == QInputKind::S8 ? 0x80 : 0;
-#if defined(TINYQ_X86_KERNELS)
-    if (isa != Isa::Ref)
-      pack_nhwc_u8_avx2(rows.data(), HW, C, C, HW, flip, src + n * HW * C, C);
-    else
-#endif
-      pack_nhwc_u8_ref(rows.data(), HW, C, C, HW, flip, src + n * HW * C, C);
+    const PackNhwcU8Fn pack = kernel_at(isa, pack_nhwc_u8_ref, TINYQ_X86_KERNEL(pack_nhwc_u8_avx2));
+    pack(rows.data(), HW, C, C, HW, flip, src + n * HW * C, C);
   }
   dnnl::stream s(engine());
   int32_t zp_value = zp;

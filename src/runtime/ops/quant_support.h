@@ -257,8 +257,9 @@ kernels::QGemmArgs<TA, TB> batch_qgemm_args(const MatMulPlan& plan, size_t i, co
   return g;
 }
 
-inline kernels::QConvAttrs parse_conv_attrs(const OpContext& ctx) {
-  check_attrs(ctx, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+/// A convolution node's window and group, whatever other attributes it has (the fused nodes of
+/// runtime/passes carry their activation's too).
+inline kernels::QConvAttrs read_conv_attrs(const OpContext& ctx) {
   const nn::WindowAttrs w = nn::parse_window_attrs(ctx, false);
   kernels::QConvAttrs a;
   a.kernel_shape = w.kernel_shape;
@@ -269,6 +270,12 @@ inline kernels::QConvAttrs parse_conv_attrs(const OpContext& ctx) {
   a.group = ctx.node.attr_int("group", 1);
   if (a.group < 1) ctx.fail("group must be at least 1, is " + std::to_string(a.group));
   return a;
+}
+
+/// The same for ConvInteger and QLinearConv, which have no other attributes.
+inline kernels::QConvAttrs parse_conv_attrs(const OpContext& ctx) {
+  check_attrs(ctx, {"auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"});
+  return read_conv_attrs(ctx);
 }
 
 /// The geometry for these inputs, or a tinyq::Error with qconv_resolve's reason.

@@ -14,19 +14,14 @@
 #include "kernels/ref/qconv_ref.h"
 #include "runtime/ops/nn_common.h"
 #include "runtime/ops/op_support.h"
+#include "runtime/ops/quant_support.h"
 #include "runtime/passes/fused_common.h"
 
 namespace tinyq::rt::passes {
 
-/// A convolution node's attributes, and its geometry for input x and weights w (throws on a
-/// mismatch), and the output shape of that geometry.
-kernels::QConvAttrs conv_attrs(const OpContext& ctx);
-kernels::ConvParams resolve_conv(const kernels::QConvAttrs& attrs, const Shape& x, const Shape& w);
-Shape conv_out_shape(const kernels::ConvParams& p);
-
 class FusedConvOp final : public Op {
  public:
-  explicit FusedConvOp(const OpContext& ctx) : attrs_(conv_attrs(ctx)), act_(parse_activation(ctx)) {
+  explicit FusedConvOp(const OpContext& ctx) : attrs_(quant::read_conv_attrs(ctx)), act_(parse_activation(ctx)) {
     check_arity(ctx, 2, 4, 1, 2);
     w_ = constant_input(ctx, 1, "W");
     if (w_.dtype() != DType::F32 || w_.rank() < 3 || w_.rank() > 5) ctx.fail("W must be a float [M, C/group, k...] tensor");
@@ -50,7 +45,7 @@ class FusedConvOp final : public Op {
   // For ConvStack: a layer run band by band.
   bool has_residual() const { return has_res_; }
   bool also_pre() const { return also_pre_; }
-  kernels::ConvParams params(const Shape& x) const { return resolve_conv(attrs_, x, w_.shape()); }
+  kernels::ConvParams params(const Shape& x) const { return quant::resolve_conv(attrs_, x, w_.shape()); }
   /// The row step of run_rows for geometry p (0: this layer cannot run in bands).
   int64_t row_step(const kernels::ConvParams& p) const { return fast_ ? fast_->row_step(p) : 0; }
   bool takes_rings(const kernels::ConvParams& p) const { return fast_ && fast_->takes_rings(p); }
@@ -80,8 +75,8 @@ class FusedConvOp final : public Op {
   // pre_range_only: the second output is wanted for its range alone (left empty).
   void compute(const OpInputs& in, std::vector<Tensor>& out, kernels::FiniteRange* ranges, bool pre_range_only) {
     const Tensor& x = nn::f32_input(in[0], "input X");
-    const kernels::ConvParams p = resolve_conv(attrs_, x.shape(), w_.shape());
-    const Shape shape = conv_out_shape(p);
+    const kernels::ConvParams p = quant::resolve_conv(attrs_, x.shape(), w_.shape());
+    const Shape shape = quant::conv_output_shape(p);
     const Tensor* r = has_res_ ? in[3] : nullptr;
     if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
     const bool res_fused = r && r->shape() == shape;

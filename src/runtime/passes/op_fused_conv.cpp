@@ -17,6 +17,7 @@
 #include "kernels/ref/qlinear_ref.h"
 #include "runtime/ops/nn_common.h"
 #include "runtime/ops/op_support.h"
+#include "runtime/ops/quant_support.h"
 #include "runtime/passes/fused_common.h"
 #include "runtime/passes/fused_conv_op.h"
 
@@ -37,33 +38,6 @@ Activation parse_activation(const OpContext& ctx) {
     ctx.fail("unknown activation '" + kind + "'");
   }
   return a;
-}
-
-kernels::QConvAttrs conv_attrs(const OpContext& ctx) {
-  const nn::WindowAttrs w = nn::parse_window_attrs(ctx, false);
-  kernels::QConvAttrs a;
-  a.kernel_shape = w.kernel_shape;
-  a.strides = w.strides;
-  a.dilations = w.dilations;
-  a.pads = w.pads;
-  a.auto_pad = w.auto_pad;
-  a.group = ctx.node.attr_int("group", 1);
-  if (a.group < 1) ctx.fail("group must be at least 1, is " + std::to_string(a.group));
-  return a;
-}
-
-kernels::ConvParams resolve_conv(const kernels::QConvAttrs& attrs, const Shape& x, const Shape& w) {
-  kernels::ConvParams p;
-  std::string why;
-  if (!kernels::qconv_resolve(attrs, x, w, &p, &why))
-    throw Error(why + " (input " + shape_to_string(x) + ", weights " + shape_to_string(w) + ")");
-  return p;
-}
-
-Shape conv_out_shape(const kernels::ConvParams& p) {
-  Shape s{p.batch, p.out_channels};
-  for (int a = 0; a < p.spatial_rank; ++a) s.push_back(p.out_size[a]);
-  return s;
 }
 
 namespace {
@@ -97,7 +71,7 @@ void parallel_minmax(kernels::MinMaxFn fn, const float* x, int64_t n, int thread
 
 class DynQConvOp final : public Op {
  public:
-  explicit DynQConvOp(const OpContext& ctx) : attrs_(conv_attrs(ctx)), act_(parse_activation(ctx)) {
+  explicit DynQConvOp(const OpContext& ctx) : attrs_(quant::read_conv_attrs(ctx)), act_(parse_activation(ctx)) {
     check_arity(ctx, 4, 6, 1, 1);
     w_ = constant_input(ctx, 1, "W");
     if ((w_.dtype() != DType::I8 && w_.dtype() != DType::U8) || w_.rank() < 3 || w_.rank() > 5)
@@ -144,7 +118,7 @@ class DynQConvOp final : public Op {
   void compute(const OpInputs& in, std::vector<Tensor>& out, const RunRanges* ranges) {
     const Tensor& x = *in[0];
     if (x.dtype() != DType::F32) throw Error(std::string("x must be float, is ") + dtype_name(x.dtype()));
-    const kernels::ConvParams p = resolve_conv(attrs_, x.shape(), w_.shape());
+    const kernels::ConvParams p = quant::resolve_conv(attrs_, x.shape(), w_.shape());
     // DynamicQuantizeLinear's parameters (its scan of x, or the one x's producer made while
     // writing it), then the scale product the graph's Mul computed.
     float lo = 0.0f, hi = 0.0f;
@@ -158,11 +132,11 @@ class DynQConvOp final : public Op {
     const qmath::QParams q = qmath::dynamic_qparams_uint8(lo, hi);
     std::vector<float> scale(w_scale_.size());
     for (size_t c = 0; c < scale.size(); ++c) scale[c] = q.scale * w_scale_[c];
-    Shape shape = conv_out_shape(p);
+    Shape shape = quant::conv_output_shape(p);
     shape = broadcast_shapes(shape, scale_shape_);
     if (!bias_.empty()) shape = broadcast_shapes(shape, bias_shape_);
     // The fast kernels write every element of a convolution-shaped output.
-    const bool whole = fast_ && shape == conv_out_shape(p);
+    const bool whole = fast_ && shape == quant::conv_output_shape(p);
     Tensor y = whole ? Tensor::uninitialized(DType::F32, shape) : Tensor(DType::F32, shape);
     const Tensor* r = has_res_ ? in[5] : nullptr;
     if (r && r->dtype() != DType::F32) throw Error("the residual must be float");

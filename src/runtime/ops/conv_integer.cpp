@@ -15,9 +15,7 @@ namespace tinyq::rt {
 namespace {
 
 void check_constants(const OpContext& ctx) {
-  for (size_t i = 0; i < 4; ++i)
-    if (const Tensor* t = ctx.constant(i); t && !quant::is_8bit(t->dtype()))
-      ctx.fail("input " + std::to_string(i) + " must be uint8 or int8, is " + dtype_name(t->dtype()));
+  quant::check_8bit_constants(ctx, {0, 1, 2, 3});
   if (const Tensor* t = ctx.constant(2); t && t->numel() != 1)
     ctx.fail("x_zero_point must be a scalar, has shape " + shape_to_string(t->shape()));
   if (const Tensor* t = ctx.constant(3); t && t->rank() > 1)

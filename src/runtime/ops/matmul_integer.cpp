@@ -16,9 +16,7 @@ namespace tinyq::rt {
 namespace {
 
 void check_constants(const OpContext& ctx) {
-  for (size_t i = 0; i < 4; ++i)
-    if (const Tensor* t = ctx.constant(i); t && !quant::is_8bit(t->dtype()))
-      ctx.fail("input " + std::to_string(i) + " must be uint8 or int8, is " + dtype_name(t->dtype()));
+  quant::check_8bit_constants(ctx, {0, 1, 2, 3});
   if (const Tensor* b = ctx.constant(1), *zb = ctx.constant(3); b && zb && b->dtype() != zb->dtype())
     ctx.fail("b_zero_point must have B's type");
 }

@@ -19,12 +19,8 @@ namespace tinyq::rt {
 namespace {
 
 void check_constants(const OpContext& ctx) {
-  for (size_t i : {0, 2, 3, 5, 7})
-    if (const Tensor* t = ctx.constant(i); t && !quant::is_8bit(t->dtype()))
-      ctx.fail("input " + std::to_string(i) + " must be uint8 or int8, is " + dtype_name(t->dtype()));
-  for (size_t i : {1, 4, 6})
-    if (const Tensor* t = ctx.constant(i); t && t->dtype() != DType::F32)
-      ctx.fail("input " + std::to_string(i) + " (a scale) must be float, is " + dtype_name(t->dtype()));
+  quant::check_8bit_constants(ctx, {0, 2, 3, 5, 7});
+  quant::check_scale_constants(ctx, {1, 4, 6});
   for (size_t i : {1, 2, 6, 7})
     if (const Tensor* t = ctx.constant(i); t && !quant::is_per_tensor(*t))
       ctx.fail("input " + std::to_string(i) + " must be a scalar (per tensor), has shape " +

@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,20 @@ inline std::vector<int32_t> zero_point_values(const Tensor* t, DType want, size_
 /// Per-tensor quantisation parameters: a scalar or a 1-element 1-D tensor (ONNX Runtime treats
 /// both alike, and ONNX Runtime's quantiser writes the latter for some biases).
 inline bool is_per_tensor(const Tensor& t) { return t.numel() == 1 && t.rank() <= 1; }
+
+/// Fails the node when one of these inputs is a constant that is not 8-bit data.
+inline void check_8bit_constants(const OpContext& ctx, std::initializer_list<size_t> inputs) {
+  for (size_t i : inputs)
+    if (const Tensor* t = ctx.constant(i); t && !is_8bit(t->dtype()))
+      ctx.fail("input " + std::to_string(i) + " must be uint8 or int8, is " + dtype_name(t->dtype()));
+}
+
+/// Fails the node when one of these inputs (scales) is a constant that is not float.
+inline void check_scale_constants(const OpContext& ctx, std::initializer_list<size_t> inputs) {
+  for (size_t i : inputs)
+    if (const Tensor* t = ctx.constant(i); t && t->dtype() != DType::F32)
+      ctx.fail("input " + std::to_string(i) + " (a scale) must be float, is " + dtype_name(t->dtype()));
+}
 
 /// The [outer, channels, inner] view of `shape` around `axis` (already normalised).
 inline kernels::QAxisLayout axis_layout(const Shape& shape, int64_t axis) {

@@ -41,10 +41,10 @@ __attribute__((noinline)) void dense_f32_full(const ChainDense& d, const float* 
                                               char* dst, int64_t c0, size_t ob) {
   static_assert(R % 3 == 0, "positions come in threes");
   __m512 acc[R][V];
-#pragma GCC unroll 16
-  for (int r = 0; r < R; ++r)
-#pragma GCC unroll 4
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  unroll<V>([&](auto v) {
+    const __m512 s0 = epi_io.start_f(c0 + 16 * v);  // -corr_f rides in the sums
+    unroll<R>([&](auto r) { acc[r][v] = s0; });
+  });
   const int64_t s = d.src_step, wstride = d.k * 16;
   const float* rows[R / 3];
 #pragma GCC unroll 8
@@ -70,9 +70,11 @@ __attribute__((noinline)) void dense_f32_full(const ChainDense& d, const float* 
   // registers during the k loop).
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
-  unroll<R * V>([&](auto i) {
-    constexpr int r = i / V, v = i % V;
-    epi.apply(acc[r][v], c0 + 16 * v, dst + (r * d.dst_step + 16 * v) * ob);
+  const int64_t step = d.dst_step * static_cast<int64_t>(ob);
+  unroll<V>([&](auto v) {  // one channel block's values at a time, over the tile's positions
+    const typename Epi<M>::Block blk = epi.block(c0 + 16 * v);
+    char* out = dst + 16 * v * ob;
+    unroll<R>([&](auto r) { epi.apply_block(blk, acc[r][v], out + r * step); });
   });
 }
 
@@ -144,6 +146,7 @@ template <typename T, EpiMode M>
 void dw_block_any(const ChainDw& d, int64_t c0, Epi<M>& epi_io) {
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
+  const typename Epi<M>::Block blk = epi.block(c0);
   const size_t ob = store_bytes(d.epi.store);
   const T* src = static_cast<const T*>(d.src) + c0;
   char* dst = static_cast<char*>(d.dst) + c0 * ob;
@@ -158,13 +161,13 @@ void dw_block_any(const ChainDw& d, int64_t c0, Epi<M>& epi_io) {
 #pragma GCC unroll 8
       for (int r = 0; r < 8; ++r) a[r] = _mm512_fmadd_ps(w, load_x(x + r * s), a[r]);
     }
-    for (int r = 0; r < 8; ++r) epi.apply_started(a[r], c0, dst + (p + r) * d.dst_step * ob);
+    for (int r = 0; r < 8; ++r) epi.apply_block(blk, a[r], dst + (p + r) * d.dst_step * ob);
   }
   for (; p < d.n; ++p) {
     __m512 a0 = epi.start_f(c0);
     for (int t = 0; t < d.taps; ++t)
       a0 = _mm512_fmadd_ps(_mm512_loadu_ps(d.w + t * d.m + c0), load_x(src + p * s + d.tap_off[t]), a0);
-    epi.apply_started(a0, c0, dst + p * d.dst_step * ob);
+    epi.apply_block(blk, a0, dst + p * d.dst_step * ob);
   }
 }
 
@@ -176,6 +179,7 @@ template <typename T, int S, int R, EpiMode M>
 __attribute__((noinline)) void dw3x3_block(const ChainDw& d, int64_t c0, Epi<M>& epi_io) {
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
+  const typename Epi<M>::Block blk = epi.block(c0);
   const int64_t m = d.m;
   __m512 w[9];
 #pragma GCC unroll 9
@@ -222,7 +226,7 @@ __attribute__((noinline)) void dw3x3_block(const ChainDw& d, int64_t c0, Epi<M>&
       }
     }
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) epi.apply_started(acc[r], c0, dst + (p + r) * d.dst_step * ob);
+    for (int r = 0; r < R; ++r) epi.apply_block(blk, acc[r], dst + (p + r) * d.dst_step * ob);
   }
   for (; p < d.n; ++p) {
     __m512 acc = s0;
@@ -230,7 +234,7 @@ __attribute__((noinline)) void dw3x3_block(const ChainDw& d, int64_t c0, Epi<M>&
       const T* row = rows[kh] + p * S * m;
       for (int kw = 0; kw < 3; ++kw) acc = _mm512_fmadd_ps(w[kh * 3 + kw], load_x(row + kw * m), acc);
     }
-    epi.apply_started(acc, c0, dst + p * d.dst_step * ob);
+    epi.apply_block(blk, acc, dst + p * d.dst_step * ob);
   }
 }
 

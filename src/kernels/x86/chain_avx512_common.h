@@ -24,6 +24,9 @@ inline __m512 to_float(__m512i v) { return _mm512_maskz_cvtepi32_ps(static_cast<
 // float -> int32, truncating (exact for integer-valued floats) / rounding half to even.
 inline __m512i to_int_trunc(__m512 v) { return _mm512_maskz_cvttps_epi32(static_cast<__mmask16>(0xFFFF), v); }
 inline __m512i to_int_round(__m512 v) { return _mm512_maskz_cvtps_epi32(static_cast<__mmask16>(0xFFFF), v); }
+// max / min (vmaxps / vminps: the second operand when either is NaN), masked for the same reason.
+inline __m512 vmax(__m512 a, __m512 b) { return _mm512_maskz_max_ps(static_cast<__mmask16>(0xFFFF), a, b); }
+inline __m512 vmin(__m512 a, __m512 b) { return _mm512_maskz_min_ps(static_cast<__mmask16>(0xFFFF), a, b); }
 
 // The epilogue's kind and store, fixed at compile time (the kernels are instantiated per
 // mode, so the per-vector epilogue has no branches on them).
@@ -75,6 +78,55 @@ struct Epi {
       mx = _mm512_max_ps(y, mx);
     }
   }
+  // The same with the range tracked unconditionally in the dequantising mode, whose chains
+  // always want it (once at the end, finish() drops it when nobody asked).
+  inline void track_store(__m512 y, void* dst) {
+    if constexpr (M == EpiMode::Dequant) {
+      _mm512_storeu_ps(dst, y);
+      mn = vmin(y, mn);
+      mx = vmax(y, mx);
+    } else {
+      store_float(y, dst);
+    }
+  }
+  // One 16-channel block's per-channel values, held in registers over a run of vectors. Loaded
+  // once: the kernels store through a char* that could alias these arrays, so per-vector loads
+  // would be redone after every store. Branch-free where the epilogue allows: no bias adds
+  // -0.0 (y + -0.0 is y exactly, -0.0 included); no clamp clamps to the infinities (NaN still
+  // passes, max and min return it as their second operand).
+  struct Block {
+    __m512 scale, bias, lo, hi;
+    __m512i corr;
+    bool int_path;  // the float sum through int32 less corr (corr given without corr_f)
+  };
+  inline Block block(int64_t c0) const {
+    Block b;
+    const float inf = __builtin_inff();
+    b.scale = M == EpiMode::F32 ? _mm512_set1_ps(1.0f) : _mm512_loadu_ps(scale + c0);
+    b.bias = bias ? _mm512_loadu_ps(bias + c0) : _mm512_set1_ps(-0.0f);
+    b.lo = clamp ? lo : _mm512_set1_ps(-inf);
+    b.hi = clamp ? hi : _mm512_set1_ps(inf);
+    b.int_path = M != EpiMode::F32 && corr && !corr_f;
+    b.corr = b.int_path ? _mm512_loadu_si512(corr + c0) : _mm512_setzero_si512();
+    return b;
+  }
+  // A float kernel's sum started at start_f(c0), through the epilogue with block b.
+  inline void apply_block(const Block& b, __m512 s, void* dst) {
+    if constexpr (M == EpiMode::F32) {
+      track_store(vmin(b.hi, vmax(b.lo, _mm512_add_ps(s, b.bias))), dst);
+      return;
+    }
+    if (b.int_path) s = to_float(_mm512_sub_epi32(to_int_trunc(s), b.corr));
+    apply_block_exact(b, s, dst);
+  }
+  // The net integer (corr already off) held exactly in a float, with block b (integer modes).
+  inline void apply_block_exact(const Block& b, __m512 v, void* dst) {
+    const __m512 y = _mm512_mul_ps(v, b.scale);
+    if constexpr (M == EpiMode::Dequant)
+      track_store(vmin(b.hi, vmax(b.lo, _mm512_add_ps(y, b.bias))), dst);
+    else
+      store_requant(y, dst);
+  }
   // Float sum (F32 kernels; the integer modes take it as the exact integer it is).
   inline void apply(__m512 s, int64_t c0, void* dst) {
     if constexpr (M == EpiMode::F32) {
@@ -124,16 +176,20 @@ struct Epi {
       if (bias) y = _mm512_add_ps(y, _mm512_loadu_ps(bias + c0));
       store_float(clamped(y), dst);
     } else {
-      y = _mm512_min_ps(_mm512_max_ps(y, qlo), qhi);  // max first: NaN -> the low bound (qmath)
-      if constexpr (M == EpiMode::RequantF32) {
-        _mm512_storeu_ps(dst, _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));  // q - zp
-      } else {
-        const __m512i q = _mm512_add_epi32(to_int_round(y), zp);  // round half to even
-        if constexpr (M == EpiMode::RequantU8)
-          _mm_storeu_si128(static_cast<__m128i*>(dst), _mm512_cvtepi32_epi8(q));
-        else
-          _mm256_storeu_si256(static_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(q));
-      }
+      store_requant(y, dst);
+    }
+  }
+  // Requantisation of y = v * scale: saturate, round half to even, add the zero point.
+  inline void store_requant(__m512 y, void* dst) {
+    y = _mm512_min_ps(_mm512_max_ps(y, qlo), qhi);  // max first: NaN -> the low bound (qmath)
+    if constexpr (M == EpiMode::RequantF32) {
+      _mm512_storeu_ps(dst, _mm512_roundscale_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));  // q - zp
+    } else {
+      const __m512i q = _mm512_add_epi32(to_int_round(y), zp);  // round half to even
+      if constexpr (M == EpiMode::RequantU8)
+        _mm_storeu_si128(static_cast<__m128i*>(dst), _mm512_cvtepi32_epi8(q));
+      else
+        _mm256_storeu_si256(static_cast<__m256i*>(dst), _mm512_cvtepi32_epi16(q));
     }
   }
 };

@@ -23,6 +23,7 @@ using chain512::EpiLocal;
 using chain512::EpiMode;
 using chain512::store_bytes;
 using chain512::tile_offsets;
+using chain512::to_float;
 using chain512::unroll;
 
 // ---------------------------------------------------------------------------------------------
@@ -70,9 +71,11 @@ __attribute__((noinline)) void dense_u8_full(const ChainDense& d, const uint8_t*
   // registers during the k loop).
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
-  unroll<R * V>([&](auto i) {
-    constexpr int r = i / V, v = i % V;
-    epi.apply_net(acc[r][v], c0 + 16 * v, dst + (r * d.dst_step + 16 * v) * ob);
+  const int64_t step = d.dst_step * static_cast<int64_t>(ob);
+  unroll<V>([&](auto v) {  // one channel block's values at a time, over the tile's positions
+    const typename Epi<M>::Block blk = epi.block(c0 + 16 * v);
+    char* out = dst + 16 * v * ob;
+    unroll<R>([&](auto r) { epi.apply_block_exact(blk, to_float(acc[r][v]), out + r * step); });
   });
 }
 

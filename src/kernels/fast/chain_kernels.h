@@ -56,8 +56,8 @@ struct ChainEpilogue {
   bool clamp = false;
   float lo = 0.0f, hi = 0.0f;
   int32_t zero_point = 0, qmin = 0, qmax = 255;  ///< Requant
-  /// F32 / Dequant: running {min, max} of the stored values (NaN skipped), updated in place;
-  /// or null. The dynamic chains take the next DynamicQuantizeLinear's range from it.
+  /// Dequant: running {min, max} of the stored values (NaN skipped), updated in place; or null.
+  /// The dynamic chains take the next DynamicQuantizeLinear's range from it.
   float* minmax = nullptr;
 };
 

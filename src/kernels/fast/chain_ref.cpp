@@ -23,7 +23,7 @@ inline void finish_float(const ChainEpilogue& e, int64_t c, float y, void* dst, 
     y = y > e.hi ? e.hi : y;
   }
   static_cast<float*>(dst)[at] = y;
-  if (e.minmax && !std::isnan(y)) {
+  if (e.kind == ChainEpi::Dequant && e.minmax && !std::isnan(y)) {
     e.minmax[0] = y < e.minmax[0] ? y : e.minmax[0];
     e.minmax[1] = y > e.minmax[1] ? y : e.minmax[1];
   }

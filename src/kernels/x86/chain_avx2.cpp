@@ -68,7 +68,7 @@ struct Epi {
   inline __m256 clamped(__m256 y) const { return clamp ? _mm256_min_ps(hi, _mm256_max_ps(lo, y)) : y; }
   inline void store_float(__m256 y, void* dst) {
     _mm256_storeu_ps(static_cast<float*>(dst), y);
-    if (minmax) {  // running value second: NaNs are skipped
+    if (M == EpiMode::Dequant && minmax) {  // running value second: NaNs are skipped
       mn = _mm256_min_ps(y, mn);
       mx = _mm256_max_ps(y, mx);
     }

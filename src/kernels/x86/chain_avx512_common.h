@@ -68,25 +68,13 @@ struct Epi {
     minmax[0] = _mm512_reduce_min_ps(mn);
     minmax[1] = _mm512_reduce_max_ps(mx);
   }
-  inline __m512 clamped(__m512 y) const {
-    return clamp ? _mm512_min_ps(hi, _mm512_max_ps(lo, y)) : y;  // NaN passes, as Clip
-  }
-  inline void store_float(__m512 y, void* dst) {
-    _mm512_storeu_ps(dst, y);
-    if (minmax) {
-      mn = _mm512_min_ps(y, mn);
-      mx = _mm512_max_ps(y, mx);
-    }
-  }
-  // The same with the range tracked unconditionally in the dequantising mode, whose chains
-  // always want it (once at the end, finish() drops it when nobody asked).
+  // Stores y, and in the dequantising mode (whose chains take the next layer's range from it)
+  // folds it into the running range; finish() drops the range when nobody asked for it.
   inline void track_store(__m512 y, void* dst) {
+    _mm512_storeu_ps(dst, y);
     if constexpr (M == EpiMode::Dequant) {
-      _mm512_storeu_ps(dst, y);
       mn = vmin(y, mn);
       mx = vmax(y, mx);
-    } else {
-      store_float(y, dst);
     }
   }
   // One 16-channel block's per-channel values, held in registers over a run of vectors. Loaded
@@ -127,57 +115,17 @@ struct Epi {
     else
       store_requant(y, dst);
   }
-  // Float sum (F32 kernels; the integer modes take it as the exact integer it is).
-  inline void apply(__m512 s, int64_t c0, void* dst) {
-    if constexpr (M == EpiMode::F32) {
-      if (bias) s = _mm512_add_ps(s, _mm512_loadu_ps(bias + c0));
-      store_float(clamped(s), dst);
-    } else if (corr_f) {
-      // An exact integer in float less an exact float correction: still exact.
-      apply_exact(_mm512_sub_ps(s, _mm512_loadu_ps(corr_f + c0)), c0, dst);
-    } else if (!corr) {
-      apply_exact(s, c0, dst);  // float(int(s)) is s itself
-    } else {
-      apply(to_int_trunc(s), c0, dst);
-    }
-  }
   // The starting value of a float-exact integer kernel's sums: -corr_f when the integer modes
   // have it (the chain's bound on |sum| + |corr| keeps every partial sum exact), so the
-  // epilogue need not subtract it; else 0. Finish such sums with apply_started().
+  // epilogue need not subtract it; else 0.
   inline __m512 start_f(int64_t c0) const {
     if constexpr (M != EpiMode::F32)
       if (corr_f) return _mm512_sub_ps(_mm512_setzero_ps(), _mm512_loadu_ps(corr_f + c0));
     return _mm512_setzero_ps();
   }
-  inline void apply_started(__m512 s, int64_t c0, void* dst) {
-    if constexpr (M != EpiMode::F32) {
-      if (corr_f) {
-        apply_exact(s, c0, dst);
-        return;
-      }
-    }
-    apply(s, c0, dst);
-  }
   // The starting value of an integer tile's sums: -corr, so the epilogue need not subtract it.
   inline __m512i start(int64_t c0) const {
     return corr ? _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_loadu_si512(corr + c0)) : _mm512_setzero_si512();
-  }
-  // Integer sum, less corr.
-  inline void apply(__m512i s, int64_t c0, void* dst) {
-    if (corr) s = _mm512_sub_epi32(s, _mm512_loadu_si512(corr + c0));
-    apply_net(s, c0, dst);
-  }
-  // Integer sum with corr already taken off (tiles started at start()).
-  inline void apply_net(__m512i s, int64_t c0, void* dst) { apply_exact(to_float(s), c0, dst); }
-  // The same, the net integer held exactly in a float.
-  inline void apply_exact(__m512 v, int64_t c0, void* dst) {
-    __m512 y = _mm512_mul_ps(v, _mm512_loadu_ps(scale + c0));
-    if constexpr (M == EpiMode::Dequant || M == EpiMode::F32) {
-      if (bias) y = _mm512_add_ps(y, _mm512_loadu_ps(bias + c0));
-      store_float(clamped(y), dst);
-    } else {
-      store_requant(y, dst);
-    }
   }
   // Requantisation of y = v * scale: saturate, round half to even, add the zero point.
   inline void store_requant(__m512 y, void* dst) {

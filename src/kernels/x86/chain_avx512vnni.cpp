@@ -83,8 +83,10 @@ template <int R, int V, EpiMode M>
 __attribute__((noinline)) void dense_u8_tail(const ChainDense& d, const uint8_t* base, int64_t np, const int8_t* wb,
                                              Epi<M>& epi_io, char* dst, int64_t c0, size_t ob) {
   __m512i acc[R][V];
-  for (int r = 0; r < R; ++r)
-    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_si512();
+  for (int v = 0; v < V; ++v) {
+    const __m512i s0 = epi_io.start(c0 + 16 * v);
+    for (int r = 0; r < R; ++r) acc[r][v] = s0;
+  }
   int64_t off[R];
   tile_offsets<R>(np, d.src_step, off);
   const int64_t wstride = d.k * 64;
@@ -102,8 +104,11 @@ __attribute__((noinline)) void dense_u8_tail(const ChainDense& d, const uint8_t*
     for (int v = 0; v < V; ++v) _mm512_store_si512(sums + (r * V + v), acc[r][v]);
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
-  for (int64_t r = 0; r < np; ++r)
-    for (int v = 0; v < V; ++v) epi.apply(sums[r * V + v], c0 + 16 * v, dst + (r * d.dst_step + 16 * v) * ob);
+  for (int v = 0; v < V; ++v) {
+    const typename Epi<M>::Block blk = epi.block(c0 + 16 * v);
+    for (int64_t r = 0; r < np; ++r)
+      epi.apply_block_exact(blk, to_float(sums[r * V + v]), dst + (r * d.dst_step + 16 * v) * ob);
+  }
 }
 
 template <int R, int V, EpiMode M>

@@ -110,28 +110,20 @@ __attribute__((noinline)) void dense_f32_tail(const ChainDense& d, const float* 
   }
 }
 
-template <int R, int V, EpiMode M>
-void dense_f32_rows(const ChainDense& d, int64_t vb0, Epi<M>& epi) {
-  const float* src = static_cast<const float*>(d.src);
-  const float* wb = static_cast<const float*>(d.w) + vb0 * d.k * 16;
-  const size_t ob = store_bytes(d.epi.store);
-  char* dst = static_cast<char*>(d.dst);
-  const int64_t c0 = vb0 * 16;
-  int64_t p0 = 0;
-  for (; p0 + R <= d.n; p0 += R)
-    dense_f32_full<R, V, M>(d, src + p0 * d.src_step, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0, ob);
-  // The rest in tiles of 3 (a short one last).
-  for (; p0 < d.n; p0 += 3) {
-    if (d.n - p0 >= 3)
-      dense_f32_full<3, V, M>(d, src + p0 * d.src_step, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0, ob);
-    else
-      dense_f32_tail<3, V, M>(d, src + p0 * d.src_step, d.n - p0, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0, ob);
+// The tiles for chain512::dense_row.
+struct F32Tiles {
+  using In = float;
+  using W = float;
+  static constexpr int64_t kStepWeights = 16;
+  template <int R, int V, EpiMode M>
+  static void full(const ChainDense& d, const In* base, const W* wb, Epi<M>& epi, char* dst, int64_t c0, size_t ob) {
+    dense_f32_full<R, V, M>(d, base, wb, epi, dst, c0, ob);
   }
-}
-
-template <int R, int V, EpiMode M>
-struct F32Rows {
-  static void run(const ChainDense& d, int64_t vb, Epi<M>& epi) { dense_f32_rows<R, V, M>(d, vb, epi); }
+  template <int R, int V, EpiMode M>
+  static void tail(const ChainDense& d, const In* base, int64_t np, const W* wb, Epi<M>& epi, char* dst, int64_t c0,
+                   size_t ob) {
+    dense_f32_tail<R, V, M>(d, base, np, wb, epi, dst, c0, ob);
+  }
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -281,7 +273,7 @@ void dw_all(const ChainDw& d) {
 
 }  // namespace
 
-void chain_dense_f32_avx512(const ChainDense& d) { chain512::dense_blocks<F32Rows, true>(d); }
+void chain_dense_f32_avx512(const ChainDense& d) { chain512::dense_blocks<F32Tiles, true>(d); }
 
 void chain_dw_f32_avx512(const ChainDw& d) { dw_all<float>(d); }
 

@@ -178,35 +178,57 @@ inline void tile_offsets(int64_t np, int64_t step, int64_t* off) {
   for (int r = 0; r < R; ++r) off[r] = (r < np ? r : np - 1) * step;
 }
 
+// One row of positions for the V channel blocks from vb0: tiles of R positions, then of 3 (a
+// short one last). Tiles gives the kernel: its input and weight element types (In, W), the
+// weight elements per k-step of a block (kStepWeights) and the full and short tile functions.
+template <class Tiles, int R, int V, EpiMode M>
+inline void dense_row(const ChainDense& d, int64_t vb0, Epi<M>& epi) {
+  using In = typename Tiles::In;
+  using W = typename Tiles::W;
+  const In* src = static_cast<const In*>(d.src);
+  const W* wb = static_cast<const W*>(d.w) + vb0 * d.k * Tiles::kStepWeights;
+  const size_t ob = store_bytes(d.epi.store);
+  const int64_t c0 = vb0 * 16;
+  auto out = [&](int64_t p0) { return static_cast<char*>(d.dst) + (p0 * d.dst_step + c0) * ob; };
+  int64_t p0 = 0;
+  for (; p0 + R <= d.n; p0 += R) Tiles::template full<R, V, M>(d, src + p0 * d.src_step, wb, epi, out(p0), c0, ob);
+  for (; p0 < d.n; p0 += 3) {
+    if (d.n - p0 >= 3)
+      Tiles::template full<3, V, M>(d, src + p0 * d.src_step, wb, epi, out(p0), c0, ob);
+    else
+      Tiles::template tail<3, V, M>(d, src + p0 * d.src_step, d.n - p0, wb, epi, out(p0), c0, ob);
+  }
+}
+
 // Walks the channel blocks in groups of up to 4 vectors (24 sums in registers at most), a
 // narrow tile for the rest.
-template <template <int, int, EpiMode> class Rows, EpiMode M>
+template <class Tiles, EpiMode M>
 inline void dense_blocks_in(const ChainDense& d) {
   Epi<M> epi(d.epi);
   const int64_t blocks = d.m / 16;
   int64_t vb = 0;
-  for (; vb + 4 <= blocks; vb += 4) Rows<6, 4, M>::run(d, vb, epi);
+  for (; vb + 4 <= blocks; vb += 4) dense_row<Tiles, 6, 4, M>(d, vb, epi);
   if (blocks - vb == 3)
-    Rows<9, 3, M>::run(d, vb, epi);
+    dense_row<Tiles, 9, 3, M>(d, vb, epi);
   else if (blocks - vb == 2)
-    Rows<12, 2, M>::run(d, vb, epi);
+    dense_row<Tiles, 12, 2, M>(d, vb, epi);
   else if (blocks - vb == 1)
-    Rows<12, 1, M>::run(d, vb, epi);
+    dense_row<Tiles, 12, 1, M>(d, vb, epi);
   epi.finish();
 }
 
 // The mode the epilogue asks for, then the blocks. `F32` says whether the kernel's sums are
 // floats (whose F32 mode exists) or integers (which have no F32 mode).
-template <template <int, int, EpiMode> class Rows, bool F32>
+template <class Tiles, bool F32>
 inline void dense_blocks(const ChainDense& d) {
   switch (epi_mode(d.epi)) {
     case EpiMode::F32:
-      if constexpr (F32) dense_blocks_in<Rows, EpiMode::F32>(d);
+      if constexpr (F32) dense_blocks_in<Tiles, EpiMode::F32>(d);
       break;
-    case EpiMode::Dequant: dense_blocks_in<Rows, EpiMode::Dequant>(d); break;
-    case EpiMode::RequantF32: dense_blocks_in<Rows, EpiMode::RequantF32>(d); break;
-    case EpiMode::RequantU8: dense_blocks_in<Rows, EpiMode::RequantU8>(d); break;
-    case EpiMode::RequantS16: dense_blocks_in<Rows, EpiMode::RequantS16>(d); break;
+    case EpiMode::Dequant: dense_blocks_in<Tiles, EpiMode::Dequant>(d); break;
+    case EpiMode::RequantF32: dense_blocks_in<Tiles, EpiMode::RequantF32>(d); break;
+    case EpiMode::RequantU8: dense_blocks_in<Tiles, EpiMode::RequantU8>(d); break;
+    case EpiMode::RequantS16: dense_blocks_in<Tiles, EpiMode::RequantS16>(d); break;
   }
 }
 

@@ -111,31 +111,24 @@ __attribute__((noinline)) void dense_u8_tail(const ChainDense& d, const uint8_t*
   }
 }
 
-template <int R, int V, EpiMode M>
-void dense_u8_rows(const ChainDense& d, int64_t vb0, Epi<M>& epi) {
-  const uint8_t* src = static_cast<const uint8_t*>(d.src);
-  const int8_t* wb = static_cast<const int8_t*>(d.w) + vb0 * d.k * 64;
-  const size_t ob = store_bytes(d.epi.store);
-  char* dst = static_cast<char*>(d.dst);
-  const int64_t c0 = vb0 * 16;
-  int64_t p0 = 0;
-  for (; p0 + R <= d.n; p0 += R)
-    dense_u8_full<R, V, M>(d, src + p0 * d.src_step, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0, ob);
-  for (; p0 < d.n; p0 += 3) {
-    if (d.n - p0 >= 3)
-      dense_u8_full<3, V, M>(d, src + p0 * d.src_step, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0, ob);
-    else
-      dense_u8_tail<3, V, M>(d, src + p0 * d.src_step, d.n - p0, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0, ob);
+// The tiles for chain512::dense_row.
+struct U8Tiles {
+  using In = uint8_t;
+  using W = int8_t;
+  static constexpr int64_t kStepWeights = 64;
+  template <int R, int V, EpiMode M>
+  static void full(const ChainDense& d, const In* base, const W* wb, Epi<M>& epi, char* dst, int64_t c0, size_t ob) {
+    dense_u8_full<R, V, M>(d, base, wb, epi, dst, c0, ob);
   }
-}
-
-template <int R, int V, EpiMode M>
-struct U8Rows {
-  static void run(const ChainDense& d, int64_t vb, Epi<M>& epi) { dense_u8_rows<R, V, M>(d, vb, epi); }
+  template <int R, int V, EpiMode M>
+  static void tail(const ChainDense& d, const In* base, int64_t np, const W* wb, Epi<M>& epi, char* dst, int64_t c0,
+                   size_t ob) {
+    dense_u8_tail<R, V, M>(d, base, np, wb, epi, dst, c0, ob);
+  }
 };
 
 }  // namespace
 
-void chain_dense_u8_avx512vnni(const ChainDense& d) { chain512::dense_blocks<U8Rows, false>(d); }
+void chain_dense_u8_avx512vnni(const ChainDense& d) { chain512::dense_blocks<U8Tiles, false>(d); }
 
 }  // namespace tinyq::kernels

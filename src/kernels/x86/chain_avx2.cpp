@@ -43,12 +43,18 @@ struct Epi {
   const int32_t* corr;
   const float* corr_f;
   bool clamp;
-  __m256 lo, hi, qlo, qhi, mn, mx;
+  float lo_v, hi_v;
+  __m256 qlo, qhi, mn, mx;
   __m256i zp;
   explicit Epi(const ChainEpilogue& ep)
-      : minmax(ep.minmax), bias(ep.bias), scale(ep.scale), corr(ep.corr), corr_f(ep.corr_f), clamp(ep.clamp) {
-    lo = _mm256_set1_ps(ep.lo);
-    hi = _mm256_set1_ps(ep.hi);
+      : minmax(ep.minmax),
+        bias(ep.bias),
+        scale(ep.scale),
+        corr(ep.corr),
+        corr_f(ep.corr_f),
+        clamp(ep.clamp),
+        lo_v(ep.lo),
+        hi_v(ep.hi) {
     qlo = _mm256_set1_ps(static_cast<float>(ep.qmin - ep.zero_point));
     qhi = _mm256_set1_ps(static_cast<float>(ep.qmax - ep.zero_point));
     zp = _mm256_set1_epi32(ep.zero_point);
@@ -65,25 +71,53 @@ struct Epi {
       minmax[1] = b[i] > minmax[1] ? b[i] : minmax[1];
     }
   }
-  inline __m256 clamped(__m256 y) const { return clamp ? _mm256_min_ps(hi, _mm256_max_ps(lo, y)) : y; }
-  inline void store_float(__m256 y, void* dst) {
-    _mm256_storeu_ps(static_cast<float*>(dst), y);
-    if (M == EpiMode::Dequant && minmax) {  // running value second: NaNs are skipped
-      mn = _mm256_min_ps(y, mn);
-      mx = _mm256_max_ps(y, mx);
-    }
+  // One 8-channel half's per-channel values, copied once per run of vectors into a local the
+  // kernels' stores cannot alias (so they stay memory operands, never reloaded from the layer's
+  // arrays), and branch-free: no bias adds -0.0 (y + -0.0 is y exactly), no clamp clamps to the
+  // infinities (NaN still passes), no corr_f subtracts 0. Sixteen ymm registers leave no room
+  // to hold these in registers, as the AVX-512 kernels do.
+  struct Block {
+    alignas(32) float scale[8], bias[8], lo[8], hi[8], corr_f[8];
+    alignas(32) int32_t corr[8];
+    bool int_path;  // the float sum through int32 less corr (corr given without corr_f)
+  };
+  inline void fill_block(Block& b, int64_t c0) const {
+    const float inf = __builtin_inff();
+    b.int_path = M != EpiMode::F32 && corr && !corr_f;
+    _mm256_store_ps(b.scale, M == EpiMode::F32 ? _mm256_set1_ps(1.0f) : _mm256_loadu_ps(scale + c0));
+    _mm256_store_ps(b.bias, bias ? _mm256_loadu_ps(bias + c0) : _mm256_set1_ps(-0.0f));
+    _mm256_store_ps(b.lo, _mm256_set1_ps(clamp ? lo_v : -inf));
+    _mm256_store_ps(b.hi, _mm256_set1_ps(clamp ? hi_v : inf));
+    _mm256_store_ps(b.corr_f, M != EpiMode::F32 && corr_f ? _mm256_loadu_ps(corr_f + c0) : _mm256_setzero_ps());
+    _mm256_store_si256(reinterpret_cast<__m256i*>(b.corr),
+                       b.int_path ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + c0))
+                                  : _mm256_setzero_si256());
   }
-  inline void apply(__m256 s, int64_t c0, void* dst) {
+  // A float kernel's sum through the epilogue with block b.
+  inline void apply_block(const Block& b, __m256 s, void* dst) {
     if constexpr (M == EpiMode::F32) {
-      if (bias) s = _mm256_add_ps(s, _mm256_loadu_ps(bias + c0));
-      store_float(clamped(s), dst);
-    } else if (corr_f) {
-      // An exact integer in float less an exact float correction: still exact.
-      apply_exact(_mm256_sub_ps(s, _mm256_loadu_ps(corr_f + c0)), c0, dst);
-    } else if (!corr) {
-      apply_exact(s, c0, dst);  // float(int(s)) is s itself
+      const __m256 y = _mm256_add_ps(s, _mm256_load_ps(b.bias));
+      _mm256_storeu_ps(static_cast<float*>(dst), _mm256_min_ps(_mm256_load_ps(b.hi), _mm256_max_ps(_mm256_load_ps(b.lo), y)));
+      return;
+    }
+    if (b.int_path)
+      s = _mm256_cvtepi32_ps(
+          _mm256_sub_epi32(_mm256_cvttps_epi32(s), _mm256_load_si256(reinterpret_cast<const __m256i*>(b.corr))));
+    else
+      s = _mm256_sub_ps(s, _mm256_load_ps(b.corr_f));  // exact: an exact integer less an exact correction
+    apply_block_exact(b, s, dst);
+  }
+  // The net integer (corr already off) held exactly in a float, with block b (integer modes).
+  inline void apply_block_exact(const Block& b, __m256 v, void* dst) {
+    __m256 y = _mm256_mul_ps(v, _mm256_load_ps(b.scale));
+    if constexpr (M == EpiMode::Dequant) {
+      y = _mm256_add_ps(y, _mm256_load_ps(b.bias));
+      y = _mm256_min_ps(_mm256_load_ps(b.hi), _mm256_max_ps(_mm256_load_ps(b.lo), y));
+      _mm256_storeu_ps(static_cast<float*>(dst), y);
+      mn = _mm256_min_ps(y, mn);  // running value second: NaNs are skipped
+      mx = _mm256_max_ps(y, mx);
     } else {
-      apply(_mm256_cvttps_epi32(s), c0, dst);  // an exact integer in float
+      store_requant(y, dst);
     }
   }
   // The starting value of an integer tile's sums: -corr, so the epilogue need not subtract it.
@@ -92,29 +126,18 @@ struct Epi {
                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + c0)))
                 : _mm256_setzero_si256();
   }
-  inline void apply(__m256i s, int64_t c0, void* dst) {
-    if (corr) s = _mm256_sub_epi32(s, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + c0)));
-    apply_net(s, c0, dst);
-  }
-  inline void apply_net(__m256i s, int64_t c0, void* dst) { apply_exact(_mm256_cvtepi32_ps(s), c0, dst); }
-  // The net integer held exactly in a float.
-  inline void apply_exact(__m256 v, int64_t c0, void* dst) {
-    __m256 y = _mm256_mul_ps(v, _mm256_loadu_ps(scale + c0));
-    if constexpr (M == EpiMode::Dequant || M == EpiMode::F32) {
-      if (bias) y = _mm256_add_ps(y, _mm256_loadu_ps(bias + c0));
-      store_float(clamped(y), dst);
+  // Requantisation of y = v * scale: saturate, round half to even, add the zero point.
+  inline void store_requant(__m256 y, void* dst) {
+    y = _mm256_min_ps(_mm256_max_ps(y, qlo), qhi);  // NaN -> the low bound (qmath)
+    if constexpr (M == EpiMode::RequantF32) {
+      _mm256_storeu_ps(static_cast<float*>(dst), _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
     } else {
-      y = _mm256_min_ps(_mm256_max_ps(y, qlo), qhi);  // NaN -> the low bound (qmath)
-      if constexpr (M == EpiMode::RequantF32) {
-        _mm256_storeu_ps(static_cast<float*>(dst), _mm256_round_ps(y, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
-      } else {
-        const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);  // round half to even; in [0, 255]
-        const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-        if constexpr (M == EpiMode::RequantS16)
-          _mm_storeu_si128(static_cast<__m128i*>(dst), w);
-        else
-          _mm_storel_epi64(static_cast<__m128i*>(dst), _mm_packus_epi16(w, w));
-      }
+      const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(y), zp);  // round half to even; in [0, 255]
+      const __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+      if constexpr (M == EpiMode::RequantS16)
+        _mm_storeu_si128(static_cast<__m128i*>(dst), w);
+      else
+        _mm_storel_epi64(static_cast<__m128i*>(dst), _mm_packus_epi16(w, w));
     }
   }
 };
@@ -169,7 +192,7 @@ inline __m256i load_w(const int16_t* p) { return _mm256_loadu_si256(reinterpret_
 // elements per k-step (1 float, 2 int16); weights [k][16][KG].
 template <typename A, typename W, typename Acc, int KG, EpiMode M, bool Full>
 __attribute__((noinline)) void dense_tile(const ChainDense& d, const A* base, int64_t np, const W* wb, Epi<M>& epi_io,
-                                          char* dst, int64_t c0, size_t ob) {
+                                          const typename Epi<M>::Block* blk, char* dst, int64_t c0, size_t ob) {
   constexpr int R = 6;
   constexpr bool kInt = !std::is_same<A, float>::value;
   Acc acc[R][2];
@@ -204,11 +227,11 @@ __attribute__((noinline)) void dense_tile(const ChainDense& d, const A* base, in
     if (Full || r < np) {
       char* o = dst + r * d.dst_step * ob;
       if constexpr (kInt) {
-        epi.apply_net(acc[r][0], c0, o);
-        epi.apply_net(acc[r][1], c0 + 8, o + 8 * ob);
+        epi.apply_block_exact(blk[0], _mm256_cvtepi32_ps(acc[r][0]), o);
+        epi.apply_block_exact(blk[1], _mm256_cvtepi32_ps(acc[r][1]), o + 8 * ob);
       } else {
-        epi.apply(acc[r][0], c0, o);
-        epi.apply(acc[r][1], c0 + 8, o + 8 * ob);
+        epi.apply_block(blk[0], acc[r][0], o);
+        epi.apply_block(blk[1], acc[r][1], o + 8 * ob);
       }
     }
   });
@@ -223,12 +246,15 @@ void dense_rows_in(const ChainDense& d) {
   for (int64_t b = 0; b < d.m / 16; ++b) {
     const W* wb = static_cast<const W*>(d.w) + b * d.k * 16 * KG;
     const int64_t c0 = b * 16;
+    typename Epi<M>::Block blk[2];
+    epi.fill_block(blk[0], c0);
+    epi.fill_block(blk[1], c0 + 8);
     int64_t p0 = 0;
     for (; p0 + 6 <= d.n; p0 += 6)
-      dense_tile<A, W, Acc, KG, M, true>(d, src + p0 * d.src_step, 6, wb, epi, dst + (p0 * d.dst_step + c0) * ob, c0,
-                                         ob);
+      dense_tile<A, W, Acc, KG, M, true>(d, src + p0 * d.src_step, 6, wb, epi, blk, dst + (p0 * d.dst_step + c0) * ob,
+                                         c0, ob);
     if (p0 < d.n)
-      dense_tile<A, W, Acc, KG, M, false>(d, src + p0 * d.src_step, d.n - p0, wb, epi,
+      dense_tile<A, W, Acc, KG, M, false>(d, src + p0 * d.src_step, d.n - p0, wb, epi, blk,
                                           dst + (p0 * d.dst_step + c0) * ob, c0, ob);
   }
   epi.finish();
@@ -261,6 +287,8 @@ template <typename T, EpiMode M>
 void dw_half_any(const ChainDw& d, int64_t c0, Epi<M>& epi_io) {
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
+  typename Epi<M>::Block blk;
+  epi.fill_block(blk, c0);
   const size_t ob = store_bytes(d.epi.store);
   const T* src = static_cast<const T*>(d.src) + c0;
   char* dst = static_cast<char*>(d.dst) + c0 * ob;
@@ -276,16 +304,16 @@ void dw_half_any(const ChainDw& d, int64_t c0, Epi<M>& epi_io) {
       a2 = _mm256_fmadd_ps(w, load_x(x + 2 * st), a2);
       a3 = _mm256_fmadd_ps(w, load_x(x + 3 * st), a3);
     }
-    epi.apply(a0, c0, dst + (p + 0) * d.dst_step * ob);
-    epi.apply(a1, c0, dst + (p + 1) * d.dst_step * ob);
-    epi.apply(a2, c0, dst + (p + 2) * d.dst_step * ob);
-    epi.apply(a3, c0, dst + (p + 3) * d.dst_step * ob);
+    epi.apply_block(blk, a0, dst + (p + 0) * d.dst_step * ob);
+    epi.apply_block(blk, a1, dst + (p + 1) * d.dst_step * ob);
+    epi.apply_block(blk, a2, dst + (p + 2) * d.dst_step * ob);
+    epi.apply_block(blk, a3, dst + (p + 3) * d.dst_step * ob);
   }
   for (; p < d.n; ++p) {
     __m256 a0 = _mm256_setzero_ps();
     for (int t = 0; t < d.taps; ++t)
       a0 = _mm256_fmadd_ps(_mm256_loadu_ps(d.w + t * d.m + c0), load_x(src + p * st + d.tap_off[t]), a0);
-    epi.apply(a0, c0, dst + p * d.dst_step * ob);
+    epi.apply_block(blk, a0, dst + p * d.dst_step * ob);
   }
 }
 
@@ -297,6 +325,8 @@ __attribute__((noinline)) void dw3x3_half(const ChainDw& d, int64_t c0, Epi<M>& 
   constexpr int R = 4;
   EpiLocal<M> local(epi_io);
   Epi<M>& epi = local.e;
+  typename Epi<M>::Block blk;
+  epi.fill_block(blk, c0);
   const int64_t m = d.m;
   const T* src = static_cast<const T*>(d.src);
   const T* rows[3] = {src + d.tap_off[0] + c0, src + d.tap_off[3] + c0, src + d.tap_off[6] + c0};
@@ -340,13 +370,13 @@ __attribute__((noinline)) void dw3x3_half(const ChainDw& d, int64_t c0, Epi<M>& 
       }
     }
 #pragma GCC unroll 4
-    for (int r = 0; r < R; ++r) epi.apply(acc[r], c0, dst + (p + r) * d.dst_step * ob);
+    for (int r = 0; r < R; ++r) epi.apply_block(blk, acc[r], dst + (p + r) * d.dst_step * ob);
   }
   for (; p < d.n; ++p) {
     __m256 acc = _mm256_setzero_ps();
     for (int kh = 0; kh < 3; ++kh)
       for (int kw = 0; kw < 3; ++kw) acc = _mm256_fmadd_ps(w[kh * 3 + kw], load_x(rows[kh] + (p * S + kw) * m), acc);
-    epi.apply(acc, c0, dst + p * d.dst_step * ob);
+    epi.apply_block(blk, acc, dst + p * d.dst_step * ob);
   }
 }
 

@@ -74,6 +74,14 @@ bool dispatch_verbose() {
   return on;
 }
 
+bool profile_enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("TINYQ_PROFILE");
+    return v && *v && std::strcmp(v, "0") != 0;
+  }();
+  return on;
+}
+
 void report_choice(const std::string& family, const std::string& problem, const std::string& chosen,
                    const std::vector<std::string>& declined) {
   static std::mutex mu;  // sessions may be built from several threads

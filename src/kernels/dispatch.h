@@ -58,6 +58,10 @@ Isa best_isa();
 /// TINYQ_VERBOSE_DISPATCH=1 (read once).
 bool dispatch_verbose();
 
+/// TINYQ_PROFILE=1 (read once): the session times every step, and kernels made of several
+/// parts (the convolution chains) time those too.
+bool profile_enabled();
+
 /// One candidate of a family: its name (ISA in it), the ISA it needs, and a test of the problem
 /// that returns "" to accept or the reason it declines.
 template <typename Problem, typename Impl>

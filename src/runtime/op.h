@@ -12,6 +12,8 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/reduce.h"
@@ -64,6 +66,9 @@ class Op {
   virtual bool hands_minmax() const { return false; }
   /// Whether run_measured uses RunRanges::in0_minmax.
   virtual bool takes_minmax() const { return false; }
+  /// With TINYQ_PROFILE: the time (ns, summed over runs) of each part of an op made of several
+  /// (a convolution chain's layers), labelled; the session prints them under the op's step.
+  virtual std::vector<std::pair<std::string, double>> profile_parts() const { return {}; }
 };
 
 using OpFactory = std::unique_ptr<Op> (*)(const OpContext&);

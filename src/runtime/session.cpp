@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "graph/graph_edit.h"
+#include "kernels/dispatch.h"
 #include "kernels/fast/thread_pool.h"
 #include "runtime/op.h"
 #include "runtime/passes/passes.h"
@@ -195,14 +196,9 @@ struct Session::Impl {
   rt::OpInputs run_in;
   std::vector<Tensor> run_out;
 
-  // TINYQ_PROFILE=1: time every step; the mean per step goes to stderr when the session ends.
-  static bool profile_enabled() {
-    static const bool on = [] {
-      const char* v = std::getenv("TINYQ_PROFILE");
-      return v && *v && std::string(v) != "0";
-    }();
-    return on;
-  }
+  // TINYQ_PROFILE=1: time every step; the mean per step (and per part, for ops that time their
+  // parts) goes to stderr when the session ends.
+  static bool profile_enabled() { return kernels::profile_enabled(); }
   std::vector<double> step_ns;
   int64_t profiled_runs = 0;
 
@@ -212,9 +208,13 @@ struct Session::Impl {
     for (double v : step_ns) total += v;
     std::fprintf(stderr, "tinyq profile: %lld runs, %.1f us per run\n", static_cast<long long>(profiled_runs),
                  total / 1e3 / static_cast<double>(profiled_runs));
-    for (size_t i = 0; i < step_ns.size(); ++i)
-      std::fprintf(stderr, "  %8.1f us  %5.1f%%  %s\n", step_ns[i] / 1e3 / static_cast<double>(profiled_runs),
-                   100.0 * step_ns[i] / total, steps[i].node->label().c_str());
+    const double runs = static_cast<double>(profiled_runs);
+    for (size_t i = 0; i < step_ns.size(); ++i) {
+      std::fprintf(stderr, "  %8.1f us  %5.1f%%  %s\n", step_ns[i] / 1e3 / runs, 100.0 * step_ns[i] / total,
+                   steps[i].node->label().c_str());
+      for (const auto& [label, ns] : steps[i].op->profile_parts())
+        std::fprintf(stderr, "  %8.1f us  %5.1f%%      %s\n", ns / 1e3 / runs, 100.0 * ns / total, label.c_str());
+    }
   }
 
   std::vector<Tensor> execute(const std::vector<Tensor>& feeds) {

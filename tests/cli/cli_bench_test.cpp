@@ -5,6 +5,7 @@
 // note on dynamic convolution files, ONNX Runtime side by side, and its refusals.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -87,6 +88,28 @@ TEST(CliBench, OnnxRuntimeSideBySide) {
   expect_sane_row(j["results"][3], "onnxruntime");
   EXPECT_GT(j["ort_fp32_over_tinyq_fp32"].get<double>(), 0.0);
   EXPECT_GT(j["ort_fp32_over_tinyq_int8"].get<double>(), 0.0);
+}
+
+// TINYQ_PROFILE=1 prints the mean time per step when the session ends, and a convolution
+// chain's time per layer (and per quantisation between layers) under its step.
+TEST(CliBench, ProfileShowsEachLayerOfAConvChain) {
+  TINYQ_REQUIRE_SHARED();
+  const std::string model = test::shared_dir() + "/models/real/nr_metric_v1.int8.onnx";
+  ::setenv("TINYQ_PROFILE", "1", 1);
+  const test::CommandResult r = test::run_cli("bench " + model + " --seconds 0.05");
+  ::unsetenv("TINYQ_PROFILE");
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const char* line : {"tinyq profile: ", "ConvChain node ", "layer 0: 3x3 conv, stride 2x2, 1 -> 16 channels",
+                           "layer 1: depthwise 3x3 conv, stride 2x2, 16 -> 16 channels",
+                           "layer 9: its output quantised (DynamicQuantizeLinear)",
+                           "layer 10: 1x1 conv, 64 -> 128 channels"})
+    EXPECT_NE(r.err.find(line), std::string::npos) << line << "\n" << r.err;
+  // The last layer's output is the chain's: nothing quantises it.
+  EXPECT_EQ(r.err.find("layer 10: its output quantised"), std::string::npos) << r.err;
+  // Without the variable, no profile.
+  const test::CommandResult quiet = test::run_cli("bench " + model + " --seconds 0.05");
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.err;
+  EXPECT_EQ(quiet.err.find("tinyq profile"), std::string::npos) << quiet.err;
 }
 
 TEST(CliBench, BadInputIsOneErrorLineAndExit2) {

@@ -16,6 +16,7 @@
 #include "kernels/fast/conv_chain.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -281,6 +282,24 @@ ConvChain::ConvChain(Isa isa, const ChainDesc& d)
     }
     layers_.push_back(std::move(l));
   }
+  if (profile_enabled()) part_ns_.reset(new std::atomic<int64_t>[2 * layers_.size()]());
+}
+
+std::vector<std::pair<std::string, double>> ConvChain::profile() const {
+  std::vector<std::pair<std::string, double>> parts;
+  if (!part_ns_) return parts;
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& l = layers_[i];
+    const std::string at = "layer " + std::to_string(i) + ": ";
+    std::string what = (l.kernel == Kernel::DwF32 ? "depthwise " : "") + std::to_string(l.kh) + "x" + std::to_string(l.kw) +
+                       " conv";
+    if (l.sh != 1 || l.sw != 1) what += ", stride " + std::to_string(l.sh) + "x" + std::to_string(l.sw);
+    what += ", " + std::to_string(l.c) + " -> " + std::to_string(l.m) + " channels";
+    parts.emplace_back(at + what, static_cast<double>(part_ns_[2 * i].load()));
+    if (kind_ == ChainKind::Dynamic && i + 1 < layers_.size())
+      parts.emplace_back(at + "its output quantised (DynamicQuantizeLinear)", static_cast<double>(part_ns_[2 * i + 1].load()));
+  }
+  return parts;
 }
 
 bool ConvChain::out_size(int64_t h, int64_t w, int64_t* oh, int64_t* ow, std::string* why) const {
@@ -432,7 +451,16 @@ void ConvChain::run(const void* x, int64_t n, int64_t h, int64_t w, void* y, int
   }
   fill_input(x, n, h, w, g0, q, zk, slot[0]);
 
-  // ---- the layers
+  // ---- the layers (TINYQ_PROFILE: each timed into part_ns_)
+  using Clock = std::chrono::steady_clock;
+  Clock::time_point t0 = part_ns_ ? Clock::now() : Clock::time_point();
+  auto lap = [&](size_t part) {
+    if (!part_ns_) return;
+    const Clock::time_point t1 = Clock::now();
+    part_ns_[part].fetch_add(std::chrono::duration_cast<std::chrono::nanoseconds>(t1 - t0).count(),
+                             std::memory_order_relaxed);
+    t0 = t1;
+  };
   for (size_t i = 0; i < nl; ++i) {
     const Layer& l = layers_[i];
     const Geometry& g = plan->g[i];
@@ -544,6 +572,7 @@ void ConvChain::run(const void* x, int64_t n, int64_t h, int64_t w, void* y, int
         range[1] = std::max(range[1], mm[1]);
       }
     });
+    lap(2 * i);
     if (!track) continue;
     // DynamicQuantizeLinear of this layer's output (padded lanes hold the activation of 0,
     // which lies inside the range widened to 0 and the clip bounds: they change nothing).
@@ -564,6 +593,7 @@ void ConvChain::run(const void* x, int64_t n, int64_t h, int64_t w, void* y, int
         quantize_(src, g.ow * l.ms, q.scale, q.zero_point, nx.in_store, dst);
       }
     });
+    lap(2 * i + 1);
   }
 
   // ---- the output

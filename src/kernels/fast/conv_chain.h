@@ -18,10 +18,12 @@
 // or AVX2 int16 pairs), fp32 accumulation of exact small integers for depthwise and narrow
 // layers (every partial sum below 2^24, checked when the chain is built).
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/qmath.h"
@@ -79,6 +81,11 @@ class ConvChain {
   void run(const void* x, int64_t n, int64_t h, int64_t w, void* y, int threads) const;
   std::string name() const { return name_; }
 
+  /// With TINYQ_PROFILE (kernels/dispatch.h): the time in each layer and, in the dynamic
+  /// chains, in each quantisation between layers, summed over runs (ns), labelled
+  /// ("layer 2: 1x1 conv, 16 -> 32 channels"). Empty otherwise.
+  std::vector<std::pair<std::string, double>> profile() const;
+
  private:
   enum class Kernel { DenseF32, DenseInt, DwF32 };
   struct Layer {
@@ -129,6 +136,8 @@ class ConvChain {
   mutable std::mutex plan_mu_;
   mutable std::shared_ptr<const Plan> plan_;
   mutable ScratchCache scratch_;
+  // TINYQ_PROFILE: ns per layer (2i) and per quantisation after it (2i + 1); runs may overlap.
+  std::unique_ptr<std::atomic<int64_t>[]> part_ns_;
 };
 
 /// The chain kernels for the best ISA the CPU allows (TINYQ_MAX_ISA, TINYQ_VERBOSE_DISPATCH

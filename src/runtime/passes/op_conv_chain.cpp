@@ -248,6 +248,8 @@ class ConvChainOp final : public Op {
     out[0] = std::move(y);
   }
 
+  std::vector<std::pair<std::string, double>> profile_parts() const override { return chain_->profile(); }
+
  private:
   // w - w_zero_point as int32, [M][C/group][kh][kw]; the zero point one value or one per
   // output channel, of W's type.

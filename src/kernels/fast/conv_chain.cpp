@@ -291,13 +291,15 @@ std::vector<std::pair<std::string, double>> ConvChain::profile() const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& l = layers_[i];
     const std::string at = "layer " + std::to_string(i) + ": ";
-    std::string what = (l.kernel == Kernel::DwF32 ? "depthwise " : "") + std::to_string(l.kh) + "x" + std::to_string(l.kw) +
-                       " conv";
+    std::string what = l.kernel == Kernel::DwF32 ? "depthwise " : "";
+    what += std::to_string(l.kh) + "x" + std::to_string(l.kw) + " conv";
     if (l.sh != 1 || l.sw != 1) what += ", stride " + std::to_string(l.sh) + "x" + std::to_string(l.sw);
     what += ", " + std::to_string(l.c) + " -> " + std::to_string(l.m) + " channels";
     parts.emplace_back(at + what, static_cast<double>(part_ns_[2 * i].load()));
-    if (kind_ == ChainKind::Dynamic && i + 1 < layers_.size())
-      parts.emplace_back(at + "its output quantised (DynamicQuantizeLinear)", static_cast<double>(part_ns_[2 * i + 1].load()));
+    if (kind_ == ChainKind::Dynamic && i + 1 < layers_.size()) {
+      parts.emplace_back(at + "its output quantised (DynamicQuantizeLinear)",
+                         static_cast<double>(part_ns_[2 * i + 1].load()));
+    }
   }
   return parts;
 }

@@ -101,7 +101,8 @@ ConvF32Winograd::ConvF32Winograd(Isa isa, const ConvParams& wg, const float* wei
     : isa_(isa), mr_(mr_of(isa)), c_(wg.in_channels), k_(wg.out_channels), direct_(isa, wg, weights) {
   input_fn_ = kernel_at(isa, wino_input_ref, TINYQ_X86_KERNEL(wino_input_avx2), TINYQ_X86_KERNEL(wino_input_avx512));
   gemm_fn_ = kernel_at(isa, wino_gemm_ref, TINYQ_X86_KERNEL(wino_gemm_avx2), TINYQ_X86_KERNEL(wino_gemm_avx512));
-  output_fn_ = kernel_at(isa, wino_output_ref, TINYQ_X86_KERNEL(wino_output_avx2), TINYQ_X86_KERNEL(wino_output_avx512));
+  output_fn_ =
+      kernel_at(isa, wino_output_ref, TINYQ_X86_KERNEL(wino_output_avx2), TINYQ_X86_KERNEL(wino_output_avx512));
   k_padded_ = round_up(k_, mr_);
   if (tile == 0 && env_tile() > 0) tile = env_tile();
   // Both tile sizes unless one is asked for: F(2x2) wins on narrow planes, where F(4x4)'s

@@ -280,15 +280,15 @@ void QConvOneDnn::run(const ConvParams& p, const QInput& x, const QOutput& y, in
   uint8_t* src = static_cast<uint8_t*>(e.src_mem.get_data_handle());
   std::vector<uint8_t> rows(static_cast<size_t>(C * HW));
   const Isa isa = isa_usable(Isa::Avx2) ? Isa::Avx2 : Isa::Ref;
+  const QuantizeU8Fn quantize = quantize_u8_fn(isa);
+  const PackNhwcU8Fn pack = kernel_at(isa, pack_nhwc_u8_ref, TINYQ_X86_KERNEL(pack_nhwc_u8_avx2));
   for (int64_t n = 0; n < p.batch; ++n) {
     if (x.kind == QInputKind::F32) {
-      const QuantizeU8Fn q = quantize_u8_fn(isa);
-      q(static_cast<const float*>(x.data) + n * C * HW, C * HW, x.scale, x.zero_point, rows.data());
+      quantize(static_cast<const float*>(x.data) + n * C * HW, C * HW, x.scale, x.zero_point, rows.data());
     } else {
       std::memcpy(rows.data(), static_cast<const uint8_t*>(x.data) + n * C * HW, static_cast<size_t>(C * HW));
     }
     const uint8_t flip = x.kind == QInputKind::S8 ? 0x80 : 0;
-    const PackNhwcU8Fn pack = kernel_at(isa, pack_nhwc_u8_ref, TINYQ_X86_KERNEL(pack_nhwc_u8_avx2));
     pack(rows.data(), HW, C, C, HW, flip, src + n * HW * C, C);
   }
   dnnl::stream s(engine());

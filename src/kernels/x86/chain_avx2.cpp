@@ -93,11 +93,21 @@ struct Epi {
                        b.int_path ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(corr + c0))
                                   : _mm256_setzero_si256());
   }
+  // y plus bias, clamped, stored; in the dequantising mode also folded into the running range
+  // (running value second: NaNs are skipped).
+  inline void bias_clamp_store(const Block& b, __m256 y, void* dst) {
+    y = _mm256_add_ps(y, _mm256_load_ps(b.bias));
+    y = _mm256_min_ps(_mm256_load_ps(b.hi), _mm256_max_ps(_mm256_load_ps(b.lo), y));
+    _mm256_storeu_ps(static_cast<float*>(dst), y);
+    if constexpr (M == EpiMode::Dequant) {
+      mn = _mm256_min_ps(y, mn);
+      mx = _mm256_max_ps(y, mx);
+    }
+  }
   // A float kernel's sum through the epilogue with block b.
   inline void apply_block(const Block& b, __m256 s, void* dst) {
     if constexpr (M == EpiMode::F32) {
-      const __m256 y = _mm256_add_ps(s, _mm256_load_ps(b.bias));
-      _mm256_storeu_ps(static_cast<float*>(dst), _mm256_min_ps(_mm256_load_ps(b.hi), _mm256_max_ps(_mm256_load_ps(b.lo), y)));
+      bias_clamp_store(b, s, dst);
       return;
     }
     if (b.int_path)
@@ -109,16 +119,11 @@ struct Epi {
   }
   // The net integer (corr already off) held exactly in a float, with block b (integer modes).
   inline void apply_block_exact(const Block& b, __m256 v, void* dst) {
-    __m256 y = _mm256_mul_ps(v, _mm256_load_ps(b.scale));
-    if constexpr (M == EpiMode::Dequant) {
-      y = _mm256_add_ps(y, _mm256_load_ps(b.bias));
-      y = _mm256_min_ps(_mm256_load_ps(b.hi), _mm256_max_ps(_mm256_load_ps(b.lo), y));
-      _mm256_storeu_ps(static_cast<float*>(dst), y);
-      mn = _mm256_min_ps(y, mn);  // running value second: NaNs are skipped
-      mx = _mm256_max_ps(y, mx);
-    } else {
+    const __m256 y = _mm256_mul_ps(v, _mm256_load_ps(b.scale));
+    if constexpr (M == EpiMode::Dequant)
+      bias_clamp_store(b, y, dst);
+    else
       store_requant(y, dst);
-    }
   }
   // The starting value of an integer tile's sums: -corr, so the epilogue need not subtract it.
   inline __m256i start(int64_t c0) const {

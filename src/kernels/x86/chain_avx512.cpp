@@ -20,25 +20,18 @@
 
 namespace tinyq::kernels {
 
-namespace {
-
-using chain512::Epi;
-using chain512::EpiLocal;
-using chain512::EpiMode;
-using chain512::store_bytes;
-using chain512::tile_offsets;
-using chain512::to_float;
-using chain512::unroll;
-
 // ---------------------------------------------------------------------------------------------
-// fp32 dense
+// fp32 dense: chain512's dense tiles for this kernel (declared in chain_avx512_common.h)
+
+namespace chain512 {
+namespace {
 
 // A full tile (R positions, R a multiple of 3) straight into the epilogue. Positions are
 // src_step apart: each group of three is read through one pointer as [q], [q + s], [q + 2s],
 // so a k-step costs one pointer add per group, not one offset per position.
 template <int R, int V, EpiMode M>
-__attribute__((noinline)) void dense_f32_full(const ChainDense& d, const float* base, const float* wb, Epi<M>& epi_io,
-                                              char* dst, int64_t c0, size_t ob) {
+__attribute__((noinline)) void dense_full(const ChainDense& d, const float* base, const float* wb, Epi<M>& epi_io,
+                                          char* dst, int64_t c0, size_t ob) {
   static_assert(R % 3 == 0, "positions come in threes");
   __m512 acc[R][V];
   unroll<V>([&](auto v) {
@@ -80,8 +73,8 @@ __attribute__((noinline)) void dense_f32_full(const ChainDense& d, const float* 
 
 // A short tile (np < R positions): the last position repeats (computed, not stored).
 template <int R, int V, EpiMode M>
-__attribute__((noinline)) void dense_f32_tail(const ChainDense& d, const float* base, int64_t np, const float* wb,
-                                              Epi<M>& epi_io, char* dst, int64_t c0, size_t ob) {
+__attribute__((noinline)) void dense_tail(const ChainDense& d, const float* base, int64_t np, const float* wb,
+                                          Epi<M>& epi_io, char* dst, int64_t c0, size_t ob) {
   __m512 acc[R][V];
   for (int v = 0; v < V; ++v) {
     const __m512 s0 = epi_io.start_f(c0 + 16 * v);
@@ -110,21 +103,18 @@ __attribute__((noinline)) void dense_f32_tail(const ChainDense& d, const float* 
   }
 }
 
-// The tiles for chain512::dense_row.
-struct F32Tiles {
-  using In = float;
-  using W = float;
-  static constexpr int64_t kStepWeights = 16;
-  template <int R, int V, EpiMode M>
-  static void full(const ChainDense& d, const In* base, const W* wb, Epi<M>& epi, char* dst, int64_t c0, size_t ob) {
-    dense_f32_full<R, V, M>(d, base, wb, epi, dst, c0, ob);
-  }
-  template <int R, int V, EpiMode M>
-  static void tail(const ChainDense& d, const In* base, int64_t np, const W* wb, Epi<M>& epi, char* dst, int64_t c0,
-                   size_t ob) {
-    dense_f32_tail<R, V, M>(d, base, np, wb, epi, dst, c0, ob);
-  }
-};
+}  // namespace
+}  // namespace chain512
+
+namespace {
+
+using chain512::Epi;
+using chain512::EpiLocal;
+using chain512::EpiMode;
+using chain512::store_bytes;
+using chain512::tile_offsets;
+using chain512::to_float;
+using chain512::unroll;
 
 // ---------------------------------------------------------------------------------------------
 // fp32 depthwise
@@ -273,7 +263,7 @@ void dw_all(const ChainDw& d) {
 
 }  // namespace
 
-void chain_dense_f32_avx512(const ChainDense& d) { chain512::dense_blocks<F32Tiles, true>(d); }
+void chain_dense_f32_avx512(const ChainDense& d) { chain512::dense_blocks<float, float>(d); }
 
 void chain_dw_f32_avx512(const ChainDw& d) { dw_all<float>(d); }
 

@@ -8,6 +8,7 @@
 
 #include <immintrin.h>
 
+#include <type_traits>
 #include <utility>
 
 #include "kernels/fast/chain_kernels.h"
@@ -68,15 +69,6 @@ struct Epi {
     minmax[0] = _mm512_reduce_min_ps(mn);
     minmax[1] = _mm512_reduce_max_ps(mx);
   }
-  // Stores y, and in the dequantising mode (whose chains take the next layer's range from it)
-  // folds it into the running range; finish() drops the range when nobody asked for it.
-  inline void track_store(__m512 y, void* dst) {
-    _mm512_storeu_ps(dst, y);
-    if constexpr (M == EpiMode::Dequant) {
-      mn = vmin(y, mn);
-      mx = vmax(y, mx);
-    }
-  }
   // One 16-channel block's per-channel values, held in registers over a run of vectors. Loaded
   // once: the kernels store through a char* that could alias these arrays, so per-vector loads
   // would be redone after every store. Branch-free where the epilogue allows: no bias adds
@@ -98,10 +90,21 @@ struct Epi {
     b.corr = b.int_path ? _mm512_loadu_si512(corr + c0) : _mm512_setzero_si512();
     return b;
   }
+  // y plus bias, clamped, stored; in the dequantising mode (whose chains take the next
+  // layer's range from it) also folded into the running range, which finish() drops when
+  // nobody asked for it.
+  inline void bias_clamp_store(const Block& b, __m512 y, void* dst) {
+    y = vmin(b.hi, vmax(b.lo, _mm512_add_ps(y, b.bias)));
+    _mm512_storeu_ps(dst, y);
+    if constexpr (M == EpiMode::Dequant) {
+      mn = vmin(y, mn);
+      mx = vmax(y, mx);
+    }
+  }
   // A float kernel's sum started at start_f(c0), through the epilogue with block b.
   inline void apply_block(const Block& b, __m512 s, void* dst) {
     if constexpr (M == EpiMode::F32) {
-      track_store(vmin(b.hi, vmax(b.lo, _mm512_add_ps(s, b.bias))), dst);
+      bias_clamp_store(b, s, dst);
       return;
     }
     if (b.int_path) s = to_float(_mm512_sub_epi32(to_int_trunc(s), b.corr));
@@ -111,7 +114,7 @@ struct Epi {
   inline void apply_block_exact(const Block& b, __m512 v, void* dst) {
     const __m512 y = _mm512_mul_ps(v, b.scale);
     if constexpr (M == EpiMode::Dequant)
-      track_store(vmin(b.hi, vmax(b.lo, _mm512_add_ps(y, b.bias))), dst);
+      bias_clamp_store(b, y, dst);
     else
       store_requant(y, dst);
   }
@@ -178,57 +181,70 @@ inline void tile_offsets(int64_t np, int64_t step, int64_t* off) {
   for (int r = 0; r < R; ++r) off[r] = (r < np ? r : np - 1) * step;
 }
 
+// The dense tiles, R positions x V 16-channel blocks, each defined by its kernel's file:
+// chain_avx512.cpp the fp32 ones (float input and weights), chain_avx512vnni.cpp the uint8 x
+// int8 ones. A full tile, and a short one of np < R positions (the last repeats).
+template <int R, int V, EpiMode M>
+void dense_full(const ChainDense& d, const float* base, const float* wb, Epi<M>& epi, char* dst, int64_t c0, size_t ob);
+template <int R, int V, EpiMode M>
+void dense_tail(const ChainDense& d, const float* base, int64_t np, const float* wb, Epi<M>& epi, char* dst,
+                int64_t c0, size_t ob);
+template <int R, int V, EpiMode M>
+void dense_full(const ChainDense& d, const uint8_t* base, const int8_t* wb, Epi<M>& epi, char* dst, int64_t c0,
+                size_t ob);
+template <int R, int V, EpiMode M>
+void dense_tail(const ChainDense& d, const uint8_t* base, int64_t np, const int8_t* wb, Epi<M>& epi, char* dst,
+                int64_t c0, size_t ob);
+
 // One row of positions for the V channel blocks from vb0: tiles of R positions, then of 3 (a
-// short one last). Tiles gives the kernel: its input and weight element types (In, W), the
-// weight elements per k-step of a block (kStepWeights) and the full and short tile functions.
-template <class Tiles, int R, int V, EpiMode M>
+// short one last). In and W: the kernel's input and weight elements (a k-step of a block is
+// 16 lanes of 4 / sizeof(In) weights: one float, or four bytes).
+template <typename In, typename W, int R, int V, EpiMode M>
 inline void dense_row(const ChainDense& d, int64_t vb0, Epi<M>& epi) {
-  using In = typename Tiles::In;
-  using W = typename Tiles::W;
   const In* src = static_cast<const In*>(d.src);
-  const W* wb = static_cast<const W*>(d.w) + vb0 * d.k * Tiles::kStepWeights;
+  const W* wb = static_cast<const W*>(d.w) + vb0 * d.k * 16 * static_cast<int64_t>(4 / sizeof(In));
   const size_t ob = store_bytes(d.epi.store);
   const int64_t c0 = vb0 * 16;
   auto out = [&](int64_t p0) { return static_cast<char*>(d.dst) + (p0 * d.dst_step + c0) * ob; };
   int64_t p0 = 0;
-  for (; p0 + R <= d.n; p0 += R) Tiles::template full<R, V, M>(d, src + p0 * d.src_step, wb, epi, out(p0), c0, ob);
+  for (; p0 + R <= d.n; p0 += R) dense_full<R, V, M>(d, src + p0 * d.src_step, wb, epi, out(p0), c0, ob);
   for (; p0 < d.n; p0 += 3) {
     if (d.n - p0 >= 3)
-      Tiles::template full<3, V, M>(d, src + p0 * d.src_step, wb, epi, out(p0), c0, ob);
+      dense_full<3, V, M>(d, src + p0 * d.src_step, wb, epi, out(p0), c0, ob);
     else
-      Tiles::template tail<3, V, M>(d, src + p0 * d.src_step, d.n - p0, wb, epi, out(p0), c0, ob);
+      dense_tail<3, V, M>(d, src + p0 * d.src_step, d.n - p0, wb, epi, out(p0), c0, ob);
   }
 }
 
 // Walks the channel blocks in groups of up to 4 vectors (24 sums in registers at most), a
 // narrow tile for the rest.
-template <class Tiles, EpiMode M>
+template <typename In, typename W, EpiMode M>
 inline void dense_blocks_in(const ChainDense& d) {
   Epi<M> epi(d.epi);
   const int64_t blocks = d.m / 16;
   int64_t vb = 0;
-  for (; vb + 4 <= blocks; vb += 4) dense_row<Tiles, 6, 4, M>(d, vb, epi);
+  for (; vb + 4 <= blocks; vb += 4) dense_row<In, W, 6, 4, M>(d, vb, epi);
   if (blocks - vb == 3)
-    dense_row<Tiles, 9, 3, M>(d, vb, epi);
+    dense_row<In, W, 9, 3, M>(d, vb, epi);
   else if (blocks - vb == 2)
-    dense_row<Tiles, 12, 2, M>(d, vb, epi);
+    dense_row<In, W, 12, 2, M>(d, vb, epi);
   else if (blocks - vb == 1)
-    dense_row<Tiles, 12, 1, M>(d, vb, epi);
+    dense_row<In, W, 12, 1, M>(d, vb, epi);
   epi.finish();
 }
 
-// The mode the epilogue asks for, then the blocks. `F32` says whether the kernel's sums are
-// floats (whose F32 mode exists) or integers (which have no F32 mode).
-template <class Tiles, bool F32>
+// The mode the epilogue asks for, then the blocks. Float sums have an F32 mode; the integer
+// kernels' sums have none.
+template <typename In, typename W>
 inline void dense_blocks(const ChainDense& d) {
   switch (epi_mode(d.epi)) {
     case EpiMode::F32:
-      if constexpr (F32) dense_blocks_in<Tiles, EpiMode::F32>(d);
+      if constexpr (std::is_same_v<In, float>) dense_blocks_in<In, W, EpiMode::F32>(d);
       break;
-    case EpiMode::Dequant: dense_blocks_in<Tiles, EpiMode::Dequant>(d); break;
-    case EpiMode::RequantF32: dense_blocks_in<Tiles, EpiMode::RequantF32>(d); break;
-    case EpiMode::RequantU8: dense_blocks_in<Tiles, EpiMode::RequantU8>(d); break;
-    case EpiMode::RequantS16: dense_blocks_in<Tiles, EpiMode::RequantS16>(d); break;
+    case EpiMode::Dequant: dense_blocks_in<In, W, EpiMode::Dequant>(d); break;
+    case EpiMode::RequantF32: dense_blocks_in<In, W, EpiMode::RequantF32>(d); break;
+    case EpiMode::RequantU8: dense_blocks_in<In, W, EpiMode::RequantU8>(d); break;
+    case EpiMode::RequantS16: dense_blocks_in<In, W, EpiMode::RequantS16>(d); break;
   }
 }
 

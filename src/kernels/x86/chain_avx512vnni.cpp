@@ -16,18 +16,11 @@
 
 namespace tinyq::kernels {
 
-namespace {
-
-using chain512::Epi;
-using chain512::EpiLocal;
-using chain512::EpiMode;
-using chain512::store_bytes;
-using chain512::tile_offsets;
-using chain512::to_float;
-using chain512::unroll;
-
 // ---------------------------------------------------------------------------------------------
-// u8 x s8 dense (VNNI)
+// u8 x s8 dense (VNNI): chain512's dense tiles for this kernel (declared in chain_avx512_common.h)
+
+namespace chain512 {
+namespace {
 
 inline __m512i bcast_dword(const uint8_t* p) {
   int32_t v;
@@ -38,8 +31,8 @@ inline __m512i bcast_dword(const uint8_t* p) {
 // A full tile (R positions, R a multiple of 3) straight into the epilogue; positions in
 // threes through one pointer each (see chain_avx512.cpp).
 template <int R, int V, EpiMode M>
-__attribute__((noinline)) void dense_u8_full(const ChainDense& d, const uint8_t* base, const int8_t* wb, Epi<M>& epi_io,
-                                             char* dst, int64_t c0, size_t ob) {
+__attribute__((noinline)) void dense_full(const ChainDense& d, const uint8_t* base, const int8_t* wb, Epi<M>& epi_io,
+                                          char* dst, int64_t c0, size_t ob) {
   static_assert(R % 3 == 0, "positions come in threes");
   __m512i acc[R][V];
   unroll<V>([&](auto v) {
@@ -80,8 +73,8 @@ __attribute__((noinline)) void dense_u8_full(const ChainDense& d, const uint8_t*
 }
 
 template <int R, int V, EpiMode M>
-__attribute__((noinline)) void dense_u8_tail(const ChainDense& d, const uint8_t* base, int64_t np, const int8_t* wb,
-                                             Epi<M>& epi_io, char* dst, int64_t c0, size_t ob) {
+__attribute__((noinline)) void dense_tail(const ChainDense& d, const uint8_t* base, int64_t np, const int8_t* wb,
+                                          Epi<M>& epi_io, char* dst, int64_t c0, size_t ob) {
   __m512i acc[R][V];
   for (int v = 0; v < V; ++v) {
     const __m512i s0 = epi_io.start(c0 + 16 * v);
@@ -111,24 +104,9 @@ __attribute__((noinline)) void dense_u8_tail(const ChainDense& d, const uint8_t*
   }
 }
 
-// The tiles for chain512::dense_row.
-struct U8Tiles {
-  using In = uint8_t;
-  using W = int8_t;
-  static constexpr int64_t kStepWeights = 64;
-  template <int R, int V, EpiMode M>
-  static void full(const ChainDense& d, const In* base, const W* wb, Epi<M>& epi, char* dst, int64_t c0, size_t ob) {
-    dense_u8_full<R, V, M>(d, base, wb, epi, dst, c0, ob);
-  }
-  template <int R, int V, EpiMode M>
-  static void tail(const ChainDense& d, const In* base, int64_t np, const W* wb, Epi<M>& epi, char* dst, int64_t c0,
-                   size_t ob) {
-    dense_u8_tail<R, V, M>(d, base, np, wb, epi, dst, c0, ob);
-  }
-};
-
 }  // namespace
+}  // namespace chain512
 
-void chain_dense_u8_avx512vnni(const ChainDense& d) { chain512::dense_blocks<U8Tiles, false>(d); }
+void chain_dense_u8_avx512vnni(const ChainDense& d) { chain512::dense_blocks<uint8_t, int8_t>(d); }
 
 }  // namespace tinyq::kernels

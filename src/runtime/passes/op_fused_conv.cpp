@@ -132,11 +132,11 @@ class DynQConvOp final : public Op {
     const qmath::QParams q = qmath::dynamic_qparams_uint8(lo, hi);
     std::vector<float> scale(w_scale_.size());
     for (size_t c = 0; c < scale.size(); ++c) scale[c] = q.scale * w_scale_[c];
-    Shape shape = quant::conv_output_shape(p);
-    shape = broadcast_shapes(shape, scale_shape_);
+    const Shape conv_shape = quant::conv_output_shape(p);
+    Shape shape = broadcast_shapes(conv_shape, scale_shape_);
     if (!bias_.empty()) shape = broadcast_shapes(shape, bias_shape_);
     // The fast kernels write every element of a convolution-shaped output.
-    const bool whole = fast_ && shape == quant::conv_output_shape(p);
+    const bool whole = fast_ && shape == conv_shape;
     Tensor y = whole ? Tensor::uninitialized(DType::F32, shape) : Tensor(DType::F32, shape);
     const Tensor* r = has_res_ ? in[5] : nullptr;
     if (r && r->dtype() != DType::F32) throw Error("the residual must be float");
